@@ -16,8 +16,9 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 ## Set everything up and open the series in JupyterLab.
+# (JupyterLab refuses to run as root unless told; containers often run as root.)
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/00_index.ipynb
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. $(LAB_ARGS) notebooks/00_index.ipynb
 
 ## Set everything up and run every test: unit tests, hygiene, ruff, nbval on every notebook.
 test: $(STAMP)

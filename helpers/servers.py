@@ -223,10 +223,11 @@ class SocketServer(Server):
     def _run_handler(self, conn):
         try:
             with conn:
-                self.handler(conn)
-        except Exception as exc:  # kept for the cell that asks, never printed
-            if not self.stopped:
-                self.errors.append(exc)
+                try:
+                    self.handler(conn)
+                except Exception as exc:  # kept (before the peer sees the close), not printed
+                    if not self.stopped:
+                        self.errors.append(exc)
         finally:
             with self._lock:
                 self._live.pop(conn, None)

@@ -141,8 +141,9 @@ def execute(nb, timeout: int = 60):
             cell.outputs, cell.execution_count = [], None
             if "NBVAL_RAISES_EXCEPTION" in cell.source.split("\n", 1)[0]:
                 cell.metadata.setdefault("tags", []).append(RAISES_TAG)
+    # coalesce_streams: how prints split into stream outputs depends on flush timing.
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3",
+        nb, timeout=timeout, kernel_name="python3", coalesce_streams=True,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
     client.execute()

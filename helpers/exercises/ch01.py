@@ -70,10 +70,18 @@ def _error(exc):
 
 
 def _pair():
-    """A connected pair of stream sockets with timeouts (reader, writer)."""
-    reader, writer = socket.socketpair()
+    """A connected TCP pair on loopback, with timeouts: (reader, writer).
+
+    The reader's receive buffer is small (64 KiB, set on the listener so the
+    accepted socket inherits it), so one recv() can never return BIG bytes.
+    """
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        writer = socket.create_connection(listener.getsockname(), timeout=TIMEOUT)
+        reader, _ = listener.accept()
     reader.settimeout(TIMEOUT)
-    writer.settimeout(TIMEOUT)
     return reader, writer
 
 
@@ -87,7 +95,7 @@ def _describe(kind, value):
 
 # -- 01.1 recv_exactly -----------------------------------------------------------
 
-BIG = 4 * 2**20  # more than any socket buffer holds: no single recv can return it all
+BIG = 4 * 2**20  # far more than the reader's buffer holds: no single recv returns it all
 
 
 def _check_pieces(recv_exactly):

@@ -45,4 +45,4 @@ def check_environment(path: Path = REQUIREMENTS) -> None:
         print("\n".join(f"  - {p}" for p in found))
         print("Fix: run `make lab` from the repository root (it builds .venv for you).")
     else:
-        print(f"Python 3.10+ and all {len(pins(path))} pinned packages match requirements.txt.")
+        print("Python is 3.10+ and every package matches its pin in requirements.txt.")

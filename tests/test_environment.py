@@ -19,4 +19,4 @@ def test_reports_a_wrong_version_a_missing_package_and_an_old_python(tmp_path):
 def test_this_environment_matches_requirements(capsys):
     assert problems() == []
     check_environment()
-    assert "match requirements.txt" in capsys.readouterr().out
+    assert "matches its pin in requirements.txt" in capsys.readouterr().out

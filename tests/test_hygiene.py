@@ -1,11 +1,18 @@
-"""What a reviewer checks in every stored notebook, README and index."""
+"""What a reviewer checks in every stored notebook, README and index.
+
+Each check is a function that returns the problems it finds (empty when all is
+well); the tests run them on every notebook, and on a deliberately bad one to
+show that each check can fail.
+"""
 
 import json
 import re
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -22,16 +29,16 @@ FORBIDDEN = {
 }
 
 
-def load(path):
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def code_cells(nb):
     return [c for c in nb["cells"] if c["cell_type"] == "code"]
 
 
 def source(cell):
     return "".join(cell["source"])
+
+
+def markdown(nb):
+    return "\n".join(source(c) for c in nb["cells"] if c["cell_type"] == "markdown")
 
 
 def output_texts(cell):
@@ -48,6 +55,88 @@ def marked_to_raise(cell):
     return "NBVAL_RAISES_EXCEPTION" in source(cell).split("\n", 1)[0]
 
 
+# -- the checks ------------------------------------------------------------------
+
+
+def not_in_stored_form(path, text):
+    nb = nbformat.reads(text, as_version=4)
+    titles = {p.name: store.title(nbformat.read(p, as_version=4)) for p in NOTEBOOKS}
+    titles.setdefault(path.name, store.title(nb))
+    paths = NOTEBOOKS if path in NOTEBOOKS else sorted([*NOTEBOOKS, path])
+    if text != store.dumps(store.normalise(nb, path, paths, titles)):
+        return [f"{path.name} was not stored by the project command: run "
+                f"`make notebooks NB=notebooks/{path.name}`"]
+    return []
+
+
+def execution_problems(nb):
+    cells = code_cells(nb)
+    counts = [c["execution_count"] for c in cells]
+    found = []
+    if not cells:
+        found.append("no code cells")
+    if counts != list(range(1, len(cells) + 1)):
+        found.append(f"not one fresh run from top to bottom: execution counts {counts}")
+    if sum(bool(c["outputs"]) for c in cells) < len(cells) / 2:
+        found.append("fewer than half the code cells have stored outputs")
+    return found
+
+
+def error_problems(nb):
+    found = []
+    for cell in code_cells(nb):
+        errors = [o for o in cell["outputs"] if o["output_type"] == "error"]
+        if marked_to_raise(cell) and not errors:
+            found.append(f"marked to raise but did not:\n{source(cell)}")
+        if errors and not marked_to_raise(cell):
+            found.append(f"unmarked error output:\n{source(cell)}")
+    return found
+
+
+def leaks(nb):
+    patterns = store.sanitize_patterns()
+    found = []
+    for cell in code_cells(nb):
+        for text in output_texts(cell):
+            found += [f"{what} in output:\n{text}" for what, rx in FORBIDDEN.items()
+                      if rx.search(text)]
+            found += [f"raw port or address in output:\n{text}" for rx, rep in patterns
+                      if rx.sub(rep, text) != text]
+    return found
+
+
+def broken_links(path, nb):
+    targets = re.findall(r"\]\(([^)#\s]+)", markdown(nb))
+    return [f"broken link {t}" for t in targets
+            if not re.match(r"https?://", t) and not (path.parent / t).exists()]
+
+
+def missing_sections(nb):
+    text = markdown(nb)
+    found = [f"no '{s}' heading" for s in SECTIONS if not re.search(rf"^#+ .*{s}", text, re.M)]
+    starts_server = re.search(r"\bserve\w*\(", "\n".join(source(c) for c in code_cells(nb)))
+    if starts_server and not re.search(r"^#+ .*Try it from a terminal", text, re.M):
+        found.append("starts a server but has no 'Try it from a terminal' heading")
+    return found
+
+
+def teardown_problems(nb):
+    last = code_cells(nb)[-1]
+    found = []
+    if "stop_all()" not in source(last) or not source(last).rstrip().endswith("servers()"):
+        found.append("the last code cell must call stop_all() and end with servers()")
+    if next(output_texts(last), "") != "No servers running.":
+        found.append("the last cell's output is not 'No servers running.'")
+    return found
+
+
+# -- every notebook --------------------------------------------------------------
+
+
+def load(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def test_there_are_notebooks_and_an_index():
     assert NAMES[0] == "00_index.ipynb"
     assert all(re.fullmatch(r"\d\d[a-z]?_[a-z0-9_]+\.ipynb", n) for n in NAMES), NAMES
@@ -55,82 +144,77 @@ def test_there_are_notebooks_and_an_index():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_stored_by_the_project_command(path):
-    """Byte for byte what tools/store_notebooks.py writes: normalised, sanitised, nav current."""
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    titles = {p.name: store.title(nbformat.read(p, as_version=4)) for p in NOTEBOOKS}
-    expected = store.dumps(store.normalise(nb, path, NOTEBOOKS, titles))
-    assert path.read_text(encoding="utf-8") == expected, (
-        f"{path.name} was not stored by the project command: run "
-        f"`make notebooks NB=notebooks/{path.name}`"
-    )
+    assert not_in_stored_form(path, path.read_text(encoding="utf-8")) == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_executed_top_to_bottom_with_outputs(path):
-    cells = code_cells(load(path))
-    assert cells, "no code cells"
-    counts = [c["execution_count"] for c in cells]
-    assert counts == list(range(1, len(cells) + 1)), f"not one fresh run in order: {counts}"
-    assert sum(bool(c["outputs"]) for c in cells) >= len(cells) / 2, "too few stored outputs"
+    assert execution_problems(load(path)) == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_errors_only_in_cells_marked_to_raise(path):
-    for cell in code_cells(load(path)):
-        errors = [o for o in cell["outputs"] if o["output_type"] == "error"]
-        if marked_to_raise(cell):
-            assert errors, f"marked to raise but did not:\n{source(cell)}"
-        else:
-            assert not errors, f"unmarked error output:\n{source(cell)}"
+    assert error_problems(load(path)) == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_no_paths_ports_addresses_or_tokens_in_outputs(path):
-    patterns, _ = store.sanitize_patterns(), None
-    for cell in code_cells(load(path)):
-        for text in output_texts(cell):
-            for what, rx in FORBIDDEN.items():
-                assert not rx.search(text), f"{what} in output of:\n{source(cell)}\n{text}"
-            for rx, rep in patterns:
-                assert rx.sub(rep, text) == text, f"raw port or address in:\n{text}"
+    assert leaks(load(path)) == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_every_local_link_resolves(path):
-    for cell in load(path)["cells"]:
-        if cell["cell_type"] != "markdown":
-            continue
-        for target in re.findall(r"\]\(([^)#\s]+)", source(cell)):
-            if not re.match(r"https?://", target):
-                assert (path.parent / target).exists(), f"{path.name}: broken link {target}"
+    assert broken_links(path, load(path)) == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS[1:], ids=NAMES[1:])
 def test_chapter_has_the_house_sections(path):
-    text = "\n".join(source(c) for c in load(path)["cells"] if c["cell_type"] == "markdown")
-    for section in SECTIONS:
-        assert re.search(rf"^#+ .*{section}", text, re.M), f"{path.name}: no '{section}' heading"
-    if re.search(r"\bserve(_socket)?\(", "\n".join(source(c) for c in code_cells(load(path)))):
-        assert re.search(r"^#+ .*Try it from a terminal", text, re.M), path.name
+    assert missing_sections(load(path)) == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_last_cell_stops_everything_and_shows_it(path):
-    cells = code_cells(load(path))
-    last = cells[-1]
-    assert "stop_all()" in source(last) and source(last).rstrip().endswith("servers()")
-    assert "".join(next(output_texts(last), "")) == "No servers running."
+    assert teardown_problems(load(path)) == []
 
 
 def test_index_and_readme_list_every_notebook_once():
-    index_text = "\n".join(source(c) for c in load(INDEX)["cells"] if c["cell_type"] == "markdown")
+    index_text = markdown(load(INDEX))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for name in NAMES:
         assert f"]({name})" in index_text, f"{name} is not linked from the index"
         rows = [line for line in readme.splitlines()
                 if line.startswith("|") and f"notebooks/{name})" in line]
         assert len(rows) == 1, f"README chapter table must have one row for {name}"
-    table = [n for n in re.findall(r"\(notebooks/(\d\d[a-z]?_\w+\.ipynb)\)", readme)]
+    table = re.findall(r"\(notebooks/(\d\d[a-z]?_\w+\.ipynb)\)", readme)
     assert sorted(set(table)) == NAMES, "README links a notebook that does not exist"
+
+
+# -- each check can fail ------------------------------------------------------------
+
+
+def test_each_check_finds_what_is_wrong_in_a_bad_notebook(tmp_path):
+    bad = new_notebook(cells=[
+        new_markdown_cell("# 98 · Bad\n\n## Summary\n\n[gone](97_missing.ipynb)"),
+        new_code_cell("serve('x', f)\n1/0", execution_count=2, outputs=[
+            new_output("error", ename="ZeroDivisionError", evalue="division by zero",
+                       traceback=[]),
+        ]),
+        new_code_cell("# NBVAL_RAISES_EXCEPTION\nprint(port)", execution_count=1, outputs=[
+            new_output("stream", name="stdout",
+                       text="on 127.0.0.1:43210 at 0x7f00aa11bb22 in /root/x token="
+                            + "a" * 32 + "\n"),
+        ]),
+        new_code_cell("pass"),
+        new_code_cell("pass"),
+        new_code_cell("servers()"),
+    ])
+    path = tmp_path / "98_bad.ipynb"
+    text = nbformat.writes(bad)
+    assert not_in_stored_form(path, text)
+    assert len(execution_problems(bad)) == 2  # wrong order, too few outputs
+    assert len(error_problems(bad)) == 2  # one unmarked error, one marked that did not raise
+    assert {p.split(" in output")[0].split(":")[0] for p in leaks(bad)} == {
+        "an absolute path", "a token", "raw port or address"}
+    assert broken_links(path, bad) == ["broken link 97_missing.ipynb"]
+    assert len(missing_sections(bad)) == len(SECTIONS) - 1 + 1  # all but Summary; terminal
+    assert len(teardown_problems(bad)) == 2

@@ -8,6 +8,7 @@ result of the Deferred it returns, for at most `timeout` seconds.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 DEFAULT_TIMEOUT = 5.0
@@ -49,5 +50,9 @@ def call(fn, *args, timeout: float = DEFAULT_TIMEOUT, **kwargs):
         return eventual.wait(timeout)
     except crochet.TimeoutError:
         eventual.cancel()
+        # Collect the CancelledError: a result nobody reads is logged by crochet
+        # later, from its own thread, into whatever cell happens to be running.
+        with contextlib.suppress(Exception):
+            eventual.wait(1.0)
         name = getattr(fn, "__qualname__", repr(fn))
         raise TimeoutError(f"{name} did not finish within {timeout:g} s") from None

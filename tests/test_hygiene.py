@@ -52,7 +52,7 @@ def output_texts(cell):
 
 
 def marked_to_raise(cell):
-    return "NBVAL_RAISES_EXCEPTION" in source(cell).split("\n", 1)[0]
+    return "NBVAL_RAISES_EXCEPTION" in store.markers(source(cell))
 
 
 # -- the checks ------------------------------------------------------------------
@@ -91,6 +91,16 @@ def error_problems(nb):
         if errors and not marked_to_raise(cell):
             found.append(f"unmarked error output:\n{source(cell)}")
     return found
+
+
+KNOWN_MARKERS = {"NBVAL_IGNORE_OUTPUT", "NBVAL_RAISES_EXCEPTION", "NBVAL_SKIP",
+                 "NBVAL_CHECK_OUTPUT"}
+
+
+def unknown_markers(nb):
+    """Comment markers nbval would not recognise (it wants the marker alone on its line)."""
+    return [f"nbval does not read this marker: {m!r}\n{source(c)}" for c in code_cells(nb)
+            for m in sorted(store.markers(source(c)) - KNOWN_MARKERS)]
 
 
 def leaks(nb):
@@ -158,6 +168,11 @@ def test_errors_only_in_cells_marked_to_raise(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_nbval_markers_are_written_as_nbval_reads_them(path):
+    assert unknown_markers(load(path)) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_no_paths_ports_addresses_or_tokens_in_outputs(path):
     assert leaks(load(path)) == []
 
@@ -204,7 +219,7 @@ def test_each_check_finds_what_is_wrong_in_a_bad_notebook(tmp_path):
                        text="on 127.0.0.1:43210 at 0x7f00aa11bb22 in /root/x token="
                             + "a" * 32 + "\n"),
         ]),
-        new_code_cell("pass"),
+        new_code_cell("# NBVAL_IGNORE_OUTPUT (timings)\npass"),
         new_code_cell("pass"),
         new_code_cell("servers()"),
     ])
@@ -216,5 +231,6 @@ def test_each_check_finds_what_is_wrong_in_a_bad_notebook(tmp_path):
     assert {p.split(" in output")[0].split(":")[0] for p in leaks(bad)} == {
         "an absolute path", "a token", "raw port or address"}
     assert broken_links(path, bad) == ["broken link 97_missing.ipynb"]
+    assert len(unknown_markers(bad)) == 1
     assert len(missing_sections(bad)) == len(SECTIONS) - 1 + 1  # all but Summary; terminal
     assert len(teardown_problems(bad)) == 2

@@ -42,3 +42,21 @@ def test_start_is_idempotent_and_keeps_one_reactor_thread():
     assert r.is_started()
     names = [t.name for t in threading.enumerate()]
     assert names.count("CrochetReactor") == 1
+
+
+def test_a_timed_out_call_leaves_nothing_to_be_logged_later():
+    import gc
+
+    from twisted.logger import globalLogPublisher
+
+    seen = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        with pytest.raises(TimeoutError):
+            r.call(defer.Deferred, timeout=0.05)
+        gc.collect()
+        r.call(lambda: None)  # let the reactor thread run anything pending
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    errors = [e for e in seen if getattr(e.get("log_level"), "name", "") in ("error", "critical")]
+    assert errors == []

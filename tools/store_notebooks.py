@@ -1,11 +1,12 @@
 """Execute notebooks and store them with their outputs, in normalised form.
 
     python tools/store_notebooks.py                 # every notebook
-    python tools/store_notebooks.py notebooks/01_sockets.ipynb ...
+    python tools/store_notebooks.py notebooks/01_sockets.ipynb ...   # only these
+    python tools/store_notebooks.py --nav    # no execution: navigation lines only
 
 Each notebook runs top to bottom in a fresh kernel of this environment, in
 notebooks/ as its working directory. Then: navigation cells are regenerated
-(in every notebook, so links stay in step), outputs pass through
+(after adding a chapter, run --nav so every link is in step), outputs pass through
 tests/sanitize.cfg, paths are made relative, and metadata is reduced to one
 kernelspec with no execution timings. tests/test_hygiene.py checks that every
 stored notebook is exactly in this form.
@@ -32,6 +33,13 @@ NAV_TAG = "nav"
 RAISES_TAG = "raises-exception"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 CELL_METADATA_KEPT = ("tags",)
+
+
+def markers(source: str) -> set[str]:
+    """nbval's comment markers in a cell, found as nbval finds them: a comment
+    line whose text is exactly the marker, e.g. `# NBVAL_IGNORE_OUTPUT`."""
+    comments = (line.strip() for line in source.splitlines() if line.strip().startswith("#"))
+    return {c.lstrip("#").strip() for c in comments if c.lstrip("#").strip().startswith("NBVAL_")}
 
 
 def chapters() -> list[Path]:
@@ -119,7 +127,7 @@ def normalise(nb, path: Path, all_paths: list[Path], titles: dict[str, str]):
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in CELL_METADATA_KEPT}
         if cell.cell_type == "code":
             tags = [t for t in cell.metadata.get("tags", []) if t != RAISES_TAG]
-            if "NBVAL_RAISES_EXCEPTION" in cell.source.split("\n", 1)[0]:
+            if "NBVAL_RAISES_EXCEPTION" in markers(cell.source):
                 tags.append(RAISES_TAG)
             if tags:
                 cell.metadata["tags"] = tags
@@ -139,7 +147,7 @@ def execute(nb, timeout: int = 60):
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-            if "NBVAL_RAISES_EXCEPTION" in cell.source.split("\n", 1)[0]:
+            if "NBVAL_RAISES_EXCEPTION" in markers(cell.source):
                 cell.metadata.setdefault("tags", []).append(RAISES_TAG)
     # coalesce_streams: how prints split into stream outputs depends on flush timing.
     client = NotebookClient(
@@ -157,12 +165,14 @@ def dumps(nb) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook")
+    parser.add_argument("--nav", action="store_true",
+                        help="execute nothing: only bring every notebook's navigation up to date")
     args = parser.parse_args(argv)
     all_paths = chapters()
-    targets = [p.resolve() for p in args.notebooks] or all_paths
+    targets = [] if args.nav else [p.resolve() for p in args.notebooks] or all_paths
     notebooks = {p: nbformat.read(p, as_version=4) for p in all_paths}
     titles = {p.name: title(nb) for p, nb in notebooks.items()}
-    for path in all_paths:
+    for path in all_paths if args.nav else targets:
         nb = notebooks[path]
         if path in targets:
             start = time.perf_counter()

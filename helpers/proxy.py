@@ -86,12 +86,6 @@ def _unsent_bytes(transport) -> int:
     return struct.unpack("i", raw)[0]
 
 
-def _the_reactor():
-    from twisted.internet import reactor
-
-    return reactor
-
-
 @dataclasses.dataclass(frozen=True)
 class Faults:
     """What a Proxy does to the data it forwards; see the module docstring."""
@@ -197,7 +191,7 @@ class _Pipe:
         return not self._queue and (self._sink_ready or self.finished)
 
     def push(self, data: bytes):
-        now = _the_reactor().seconds()
+        now = _reactor.start().seconds()
         due = max(now + self._faults.delay(self.link.proxy._random), self._last_due)
         self._last_due = due
         self._queue.append([due, data])
@@ -223,7 +217,7 @@ class _Pipe:
         if self.finished or (self._timer is not None and self._timer.active()):
             return
         if self._queue and self._sink_ready:
-            reactor = _the_reactor()
+            reactor = _reactor.start()
             now = reactor.seconds()
             wait = self._ready_at() - now
             if wait > 0:
@@ -321,7 +315,7 @@ class _Link:
     def _connect_to_target(self):
         self.client.pause()  # until there is somewhere to send its data
         host, port = self.proxy.target
-        endpoint = TCP4ClientEndpoint(_the_reactor(), host, port, timeout=CONNECT_TIMEOUT)
+        endpoint = TCP4ClientEndpoint(_reactor.start(), host, port, timeout=CONNECT_TIMEOUT)
         self._connecting = connectProtocol(endpoint, _Side(self))
         self._connecting.addCallbacks(self._connected, self._not_connected)
 
@@ -391,13 +385,13 @@ class _Link:
             self.close("close")  # a FIN follows the data in order
         else:
             self._waiting_to_reset = True
-            self._reset_once_sent(_the_reactor().seconds() + SEND_GRACE)
+            self._reset_once_sent(_reactor.start().seconds() + SEND_GRACE)
 
     def _reset_once_sent(self, deadline: float):
         """A reset discards what the kernel has not sent yet: wait until it has."""
         if self.closing:
             return
-        reactor = _the_reactor()
+        reactor = _reactor.start()
         unsent = any(_unsent_bytes(side.transport) for side in self._live_sides())
         if unsent and reactor.seconds() < deadline:
             reactor.callLater(0.002, self._reset_once_sent, deadline)
@@ -422,7 +416,7 @@ class _Link:
             else:
                 side.transport.loseConnection()
         if how == "close":
-            self._abort_call = _the_reactor().callLater(CLOSE_GRACE, self._abort_all)
+            self._abort_call = _reactor.start().callLater(CLOSE_GRACE, self._abort_all)
         self._maybe_closed()
 
     def _abort_all(self):
@@ -530,7 +524,7 @@ class Proxy(Server):
     def _listen(self):
         if self._listening is not None or self.stopped:
             return
-        self._listening = _the_reactor().listenTCP(self.port, self._factory, interface=self.host)
+        self._listening = _reactor.start().listenTCP(self.port, self._factory, interface=self.host)
         self.port = self._listening.getHost().port
         self._accepting.set()
 
@@ -554,7 +548,7 @@ class Proxy(Server):
         if not on:
             return self._listen()
         if seconds is not None:
-            self._reopen_call = _the_reactor().callLater(seconds, self._reopen)
+            self._reopen_call = _reactor.start().callLater(seconds, self._reopen)
         return self._stop_listening()
 
     def _cut_all(self, how: str):

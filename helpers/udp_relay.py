@@ -47,12 +47,6 @@ DIRECTIONS = ("to_server", "to_client")
 ACTIONS = ("forward", "drop", "duplicate", "reorder")
 
 
-def _the_reactor():
-    from twisted.internet import reactor
-
-    return reactor
-
-
 @dataclasses.dataclass(frozen=True)
 class Rates:
     """Probabilities of dropping, duplicating and reordering one datagram."""
@@ -96,7 +90,7 @@ class _Lane:
 
     def keep(self, data: bytes):
         self.held = data
-        self._timer = _the_reactor().callLater(self.hold, self.release)
+        self._timer = _reactor.start().callLater(self.hold, self.release)
 
     def release(self) -> int:
         """Send the held datagram, if any; return how many were sent (0 or 1)."""
@@ -197,7 +191,7 @@ class UdpRelay(Server):
     # -- in the reactor thread
 
     def _listen(self):
-        reactor = _the_reactor()
+        reactor = _reactor.start()
         self._listening = reactor.listenUDP(0, _FromClients(self), interface=self.host)
         self.port = self._listening.getHost().port
 
@@ -237,7 +231,7 @@ class UdpRelay(Server):
 
     def _port_for(self, client):
         if client not in self._ports:
-            port = _the_reactor().listenUDP(0, _ToServer(self, client), interface=self.host)
+            port = _reactor.start().listenUDP(0, _ToServer(self, client), interface=self.host)
             port.connect(*self.target)
             self._ports[client] = port
         return self._ports[client]

@@ -1,4 +1,4 @@
-"""Shared fixtures: every test starts and ends with no helper server running."""
+"""Shared fixture: every test starts and ends with no helper server running."""
 
 import pytest
 

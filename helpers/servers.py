@@ -152,8 +152,12 @@ class TwistedServer(Server):
         return defer.gatherResults(waits).addBoth(cancel_abort)
 
 
-def serve(name: str, factory, *, host: str = "127.0.0.1") -> TwistedServer:
-    """Serve a Twisted protocol factory on `host` (loopback), ephemeral port."""
+def serve(name: str, factory, *, host: str = "127.0.0.1", port: int = 0) -> TwistedServer:
+    """Serve a Twisted protocol factory on `host` (loopback), on an ephemeral port.
+
+    Pass `port` (a port this server had before) to restart a stopped server where its
+    clients expect it, as reconnecting clients do.
+    """
     check_loopback(host)
     _replace(name)
     port_class = _tracking_port_class()
@@ -161,7 +165,7 @@ def serve(name: str, factory, *, host: str = "127.0.0.1") -> TwistedServer:
     def listen():
         from twisted.internet import reactor
 
-        listening = port_class(0, factory, interface=host, reactor=reactor)
+        listening = port_class(port, factory, interface=host, reactor=reactor)
         listening.startListening()
         return listening
 

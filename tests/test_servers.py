@@ -172,3 +172,14 @@ def test_socket_handler_threads_are_named_after_the_server():
         assert server_threads() == ["helpers-server-named-accept", "helpers-server-named-conn1"]
         release.set()
         client.close()
+
+
+def test_a_stopped_twisted_server_restarts_on_its_old_port():
+    first = start("twisted", "restartable")
+    port = first.port
+    first.stop()
+    assert refused(("127.0.0.1", port))
+    again = serve("restartable", protocol.Factory.forProtocol(Echo), port=port)
+    assert again.port == port
+    assert round_trip(again.address) == b"ping"
+    again.stop()

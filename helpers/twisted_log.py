@@ -1,0 +1,76 @@
+"""Show the errors Twisted logs in the cell that caused them, not later on stderr.
+
+Twisted reports some errors by logging them (an exception raised in a protocol callback,
+a Deferred garbage-collected with an unhandled failure, an AMP responder that raised).
+crochet forwards every log event to Python's `logging` from its own thread, so such an
+error would print to stderr at some later moment, in whatever cell is running then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from .events import EventLog
+
+
+@dataclass(frozen=True)
+class LoggedError:
+    """One error event: Twisted's message and, if a failure came with it, its exception."""
+
+    message: str
+    error: str | None
+
+    def __str__(self):
+        return " -> ".join(part for part in (self.message, self.error) if part)
+
+
+def _is_error(event) -> bool:
+    from twisted.logger import LogLevel
+
+    return "log_failure" in event or event.get("log_level") in (LogLevel.error, LogLevel.critical)
+
+
+def _describe(event) -> LoggedError:
+    from twisted.logger import formatEvent
+
+    failure = event.get("log_failure")
+    error = f"{failure.type.__name__}: {failure.getErrorMessage()}" if failure else None
+    lines = (formatEvent(event) or "").splitlines()
+    return LoggedError(lines[0] if lines else "", error)
+
+
+@contextlib.contextmanager
+def logged_errors(timeout: float = 2.0):
+    """While active, collect Twisted's error events into the yielded list, off stderr.
+
+    On exit, waits (up to `timeout`) until crochet's thread has passed on each of them,
+    so none of them can reach stderr after the cell.
+    """
+    from twisted.logger import globalLogPublisher
+
+    caught: list[LoggedError] = []
+    forwarded = EventLog()
+
+    def observer(event):
+        if _is_error(event):
+            caught.append(_describe(event))
+
+    class Forwarded(logging.Handler):
+        def emit(self, record):
+            forwarded.record("logging", record.levelname)
+
+    handler, logger = Forwarded(level=logging.ERROR), logging.getLogger("twisted")
+    logger.addHandler(handler)
+    logger.propagate = False
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield caught
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        try:
+            forwarded.wait(len(caught), timeout=timeout)
+        finally:
+            logger.removeHandler(handler)
+            logger.propagate = True

@@ -1,0 +1,42 @@
+import gc
+import logging
+
+from twisted.internet import defer
+
+from helpers.reactor import call
+from helpers.twisted_log import LoggedError, logged_errors
+
+
+def lose_a_failure():
+    d = defer.Deferred()
+    d.errback(ValueError("nobody handled me"))
+    del d
+    gc.collect()
+
+
+def test_an_unhandled_failure_is_collected_and_kept_off_stderr(capsys, caplog):
+    with caplog.at_level(logging.INFO), logged_errors() as errors:
+        call(lose_a_failure)
+    # Twisted logs this as two events: a critical message, then the failure itself.
+    assert errors == [LoggedError("Unhandled error in Deferred:", None),
+                      LoggedError("", "ValueError: nobody handled me")]
+    assert [str(e) for e in errors] == ["Unhandled error in Deferred:",
+                                        "ValueError: nobody handled me"]
+    assert capsys.readouterr().err == ""
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_info_messages_are_not_collected():
+    from twisted.logger import Logger
+
+    with logged_errors() as errors:
+        call(lambda: Logger().info("just saying"))
+    assert errors == []
+
+
+def test_logging_is_restored_afterwards():
+    with logged_errors():
+        pass
+    logger = logging.getLogger("twisted")
+    assert logger.propagate
+    assert not [h for h in logger.handlers if type(h).__name__ == "Forwarded"]

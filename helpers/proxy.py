@@ -358,13 +358,18 @@ class _Link:
         return data
 
     def read_ended(self, side):
-        if not self.closing:
+        # Once a cut is decided, the cut is how the connection ends: a peer's own close
+        # is not passed on, or a FIN could reach the other side before the cut's RST.
+        if not (self.closing or self.cutting):
             self._pipe_from(side).end()
 
     def side_lost(self, side):
         if self.pipes and not self.closing:
             self._pipe_to(side).discard()
-            self._pipe_from(side).end()
+            if self.cutting:
+                self.check_cut()
+            else:
+                self._pipe_from(side).end()
         if side is self.client and self._connecting is not None:
             self._connecting.cancel()
         self._maybe_closed()

@@ -236,6 +236,24 @@ def test_cut_after_n_bytes_delivers_exactly_n_then_the_cut(how, seen):
     stop_all()
 
 
+class SendAndClose(Recorder):
+    """Answers any data with the factory's `down` payload and closes at once (FIN behind it)."""
+
+    def dataReceived(self, data):
+        self.transport.write(self.factory.down)
+        self.transport.loseConnection()
+
+
+@pytest.mark.parametrize("attempt", range(10))
+def test_a_reset_cut_wins_over_the_targets_own_close(attempt):
+    server, _ = start_server(SendAndClose, down=b"x" * 5000)
+    proxy = serve_proxy("proxy", server, cut_after=5000, cut_direction="to_client")
+    with connect(proxy) as client:
+        client.sendall(b"go")
+        assert read_to_end(client) == (b"x" * 5000, "reset")
+    stop_all()
+
+
 def test_cut_after_counts_both_directions_together(echo):
     server, log = echo
     proxy = serve_proxy("proxy", server, cut_after=10)

@@ -176,7 +176,7 @@ def test_blocking_call_without_timeout_fails_and_is_released(short_timeout):
 
     report = check("05.3", no_timeout)
     assert failed(report) == {"raises TimeoutError after `timeout` and cancels the Deferred"}
-    assert "still waiting after 0.5 s" in repr(report)
+    assert "did not return within 0.5 s" in repr(report)
     left = [t.name for t in threading.enumerate() if t.name == "helpers-check-answer"]
     assert not left, "the checker did not release the blocked answer"
 

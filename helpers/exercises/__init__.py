@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
+import time
 from dataclasses import dataclass
 
 _EXERCISES: dict[str, Exercise] = {}
@@ -82,6 +83,33 @@ def get(exercise_id: str) -> Exercise:
     if exercise_id not in _EXERCISES:
         raise KeyError(f"no exercise {exercise_id!r}; known: {sorted(_EXERCISES)}")
     return _EXERCISES[exercise_id]
+
+
+def run_answer(fn, *args, limit: float = 1.0, release=None, what: str = "your function"):
+    """Run the reader's ``fn(*args)`` in a thread for at most `limit` seconds.
+
+    Returns ``("ok", value, seconds)`` or ``("raised", exception, seconds)``. If fn is
+    still running after `limit`, calls ``release()`` (which unblocks it: closes the socket
+    it waits on, fires the event it waits for) and fails the check saying so.
+    """
+    outcome = []
+
+    def target():
+        start = time.monotonic()
+        try:
+            outcome.append(("ok", fn(*args), time.monotonic() - start))
+        except BaseException as exc:  # reported by the check, never printed
+            outcome.append(("raised", exc, time.monotonic() - start))
+
+    worker = threading.Thread(target=target, name="helpers-check-answer", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        if release is not None:
+            release()
+            worker.join(limit)
+        raise AssertionError(f"{what} did not return within {limit:g} s")
+    return outcome[0]
 
 
 def _run_one(check_: Check, answer, timeout: float) -> Result:

@@ -16,36 +16,10 @@ import warnings
 
 from ..events import EventLog
 from ..servers import serve_socket
-from . import Check, exercise
+from . import Check, exercise, run_answer
 
 TIMEOUT = 1.0  # every blocking call in these checks gives up after this long
 REPLY_TIMEOUT = 0.5  # how long a client waits for a reply on loopback
-
-
-def _call_with_deadline(fn, *args, on_timeout=None, timeout=TIMEOUT):
-    """Run fn(*args) in a thread; return ("ok", value) or ("raised", exc).
-
-    If fn is still running after `timeout`, call `on_timeout()` (which closes the
-    socket fn is blocked or spinning on, so the thread ends) and raise
-    AssertionError saying the answer did not finish.
-    """
-    outcome = []
-
-    def target():
-        try:
-            outcome.append(("ok", fn(*args)))
-        except BaseException as exc:  # reported to the check, never printed
-            outcome.append(("raised", exc))
-
-    worker = threading.Thread(target=target, name="helpers-check-answer", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        if on_timeout is not None:
-            on_timeout()
-            worker.join(timeout)
-        raise AssertionError(f"your function did not return within {timeout:g} s")
-    return outcome[0]
 
 
 def _abort(sock):
@@ -112,7 +86,7 @@ def _check_pieces(recv_exactly):
     sender = threading.Thread(target=write, name="helpers-check-writer", daemon=True)
     with reader, writer:
         sender.start()
-        kind, got = _call_with_deadline(recv_exactly, reader, BIG, on_timeout=_abort(reader))
+        kind, got, _ = run_answer(recv_exactly, reader, BIG, release=_abort(reader), limit=TIMEOUT)
         reader.close()  # unblocks the writer if the answer stopped early
         sender.join(TIMEOUT)
     _require(
@@ -126,12 +100,12 @@ def _check_exact(recv_exactly):
     reader, writer = _pair()
     with reader, writer:
         writer.sendall(b"0123456789")
-        kind, first = _call_with_deadline(recv_exactly, reader, 4, on_timeout=_abort(reader))
+        kind, first, _ = run_answer(recv_exactly, reader, 4, release=_abort(reader), limit=TIMEOUT)
         _require(
             kind == "ok" and first == b"0123",
             f"10 bytes waiting, recv_exactly(sock, 4): {_describe(kind, first)} (wanted b'0123')",
         )
-        kind, rest = _call_with_deadline(recv_exactly, reader, 6, on_timeout=_abort(reader))
+        kind, rest, _ = run_answer(recv_exactly, reader, 6, release=_abort(reader), limit=TIMEOUT)
         _require(
             kind == "ok" and rest == b"456789",
             f"then recv_exactly(sock, 6): {_describe(kind, rest)} (wanted b'456789': "
@@ -143,7 +117,7 @@ def _check_zero(recv_exactly):
     reader, writer = _pair()
     with reader, writer:
         writer.sendall(b"abc")
-        kind, got = _call_with_deadline(recv_exactly, reader, 0, on_timeout=_abort(reader))
+        kind, got, _ = run_answer(recv_exactly, reader, 0, release=_abort(reader), limit=TIMEOUT)
         _require(
             kind == "ok" and got == b"",
             f"recv_exactly(sock, 0): {_describe(kind, got)} (wanted b'')",
@@ -161,7 +135,7 @@ def _check_eof(recv_exactly):
         with writer:
             writer.sendall(b"abc")
         # the writer is closed: 3 bytes, then end of stream
-        kind, got = _call_with_deadline(recv_exactly, reader, 10, on_timeout=_abort(reader))
+        kind, got, _ = run_answer(recv_exactly, reader, 10, release=_abort(reader), limit=TIMEOUT)
     _require(
         kind == "raised" and isinstance(got, EOFError),
         f"the peer sent b'abc' and closed; recv_exactly(sock, 10): {_describe(kind, got)}"
@@ -394,7 +368,7 @@ def _check_open(port_is_open):
     with serve_socket("check-01.3", handler) as server:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResourceWarning)
-            kind, got = _call_with_deadline(port_is_open, "127.0.0.1", server.port, 1.0)
+            kind, got, _ = run_answer(port_is_open, "127.0.0.1", server.port, 1.0)
             gc.collect()
         _require(
             kind == "ok" and got is True,
@@ -429,7 +403,7 @@ def _check_closed(port_is_open):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # nothing listens on `port` now: connecting is refused
-    kind, got = _call_with_deadline(port_is_open, "127.0.0.1", port, 1.0)
+    kind, got, _ = run_answer(port_is_open, "127.0.0.1", port, 1.0)
     _require(
         kind == "ok" and got is False,
         f"nothing listens on the port; port_is_open: {_describe(kind, got)} (wanted False)",
@@ -444,7 +418,7 @@ def _check_silent(port_is_open):
         listener.listen(0)
         with socket.create_connection(listener.getsockname(), timeout=TIMEOUT):
             started = time.monotonic()
-            kind, got = _call_with_deadline(
+            kind, got, _ = run_answer(
                 port_is_open, "127.0.0.1", listener.getsockname()[1], 0.3
             )
             elapsed = time.monotonic() - started

@@ -12,10 +12,9 @@ thread; every wait there has a timeout, and an answer that blocks is released.
 from __future__ import annotations
 
 import threading
-import time
 
 from .. import reactor as _reactor
-from . import Check, exercise
+from . import Check, exercise, run_answer
 
 TIMEOUT = 2.0  # the longest any check here waits for the reader's code
 
@@ -219,32 +218,9 @@ exercise(
 
 
 def _run_answer(fn, job, timeout, release=None):
-    """Run fn(job, timeout) in a thread; return ('ok', value, seconds) or ('raised', exc, s).
-
-    If it is still blocked after TIMEOUT seconds, `release()` (which fires what it
-    waits for) lets it finish, and the check fails saying it had no timeout.
-    """
-    outcome, limit = [], TIMEOUT
-
-    def target():
-        start = time.monotonic()
-        try:
-            value = fn(job, timeout)
-            outcome.append(("ok", value, time.monotonic() - start))
-        except BaseException as exc:  # reported by the check, never printed
-            outcome.append(("raised", exc, time.monotonic() - start))
-
-    worker = threading.Thread(target=target, name="helpers-check-answer", daemon=True)
-    worker.start()
-    worker.join(limit)
-    if worker.is_alive():
-        if release is not None:
-            release()
-            worker.join(limit)
-        raise AssertionError(
-            f"call_with_timeout(fn, {timeout:g}) was still waiting after {limit:g} s"
-        )
-    return outcome[0]
+    """Run the answer fn(job, timeout): ('ok', value, seconds) or ('raised', exc, seconds)."""
+    return run_answer(fn, job, timeout, limit=TIMEOUT, release=release,
+                      what=f"call_with_timeout(fn, {timeout:g})")
 
 
 def _expect_value(fn, job, expected, what):

@@ -6,11 +6,6 @@ from helpers import check
 from solutions.ch01 import SOLUTIONS
 
 
-def failed(report):
-    """Names of the checks that failed."""
-    return [r.check.name for r in report.results if not r.passed]
-
-
 def test_stub_fails_every_check():
     def stub(*args):
         raise NotImplementedError("your code here")
@@ -57,24 +52,24 @@ def recv_too_much(sock, n):
 
 def test_recv_once_fails_on_data_in_pieces():
     report = check("01.1", recv_once)
-    assert "returns exactly n bytes sent in many pieces" in failed(report)
+    assert "returns exactly n bytes sent in many pieces" in report.failed
 
 
 def test_returning_partial_data_at_eof_fails():
     report = check("01.1", recv_returns_partial_at_eof)
-    assert failed(report) == ["raises EOFError when the peer closes early"]
+    assert report.failed == {"raises EOFError when the peer closes early"}
     assert "it returned b'abc'" in repr(report)
 
 
 def test_a_loop_that_ignores_eof_is_cut_off_and_fails():
     report = check("01.1", recv_spins_on_eof)
-    assert failed(report) == ["raises EOFError when the peer closes early"]
+    assert report.failed == {"raises EOFError when the peer closes early"}
     assert "did not return within" in repr(report)
 
 
 def test_reading_past_n_fails():
     report = check("01.1", recv_too_much)
-    assert failed(report) == ["takes n bytes and leaves the rest in the socket"]
+    assert report.failed == {"takes n bytes and leaves the rest in the socket"}
 
 
 # -- 01.2 upper_handler --------------------------------------------------------
@@ -103,18 +98,18 @@ def upper_at_eof_only(conn):
 
 def test_decoding_each_chunk_fails_on_split_utf8():
     report = check("01.2", upper_decoding_each_chunk)
-    assert "decodes UTF-8 split across two recv() calls" in failed(report)
+    assert "decodes UTF-8 split across two recv() calls" in report.failed
     assert "UnicodeDecodeError" in repr(report)
 
 
 def test_send_instead_of_sendall_fails():
     report = check("01.2", upper_with_send)
-    assert failed(report) == ["sends every byte even when send() takes only part"]
+    assert report.failed == {"sends every byte even when send() takes only part"}
 
 
 def test_replying_only_at_eof_fails():
     report = check("01.2", upper_at_eof_only)
-    assert "replies to each line at once" in failed(report)
+    assert "replies to each line at once" in report.failed
 
 
 # -- 01.3 port_is_open ---------------------------------------------------------
@@ -147,25 +142,25 @@ def ignores_timeout(host, port, timeout):
 
 def test_always_true_fails():
     report = check("01.3", always_true)
-    assert failed(report) == [
+    assert report.failed == {
         "True for a listening server, and closes its socket",
         "False for a port where nothing listens",
         "False within the timeout for a port that never answers",
-    ]
+    }
 
 
 def test_letting_connection_refused_escape_fails():
     report = check("01.3", lets_refusal_escape)
-    assert "False for a port where nothing listens" in failed(report)
+    assert "False for a port where nothing listens" in report.failed
     assert "ConnectionRefusedError" in repr(report)
 
 
 def test_leaking_the_socket_fails():
     report = check("01.3", leaks_its_socket)
-    assert failed(report) == ["True for a listening server, and closes its socket"]
+    assert report.failed == {"True for a listening server, and closes its socket"}
     assert "ResourceWarning" in repr(report)
 
 
 def test_ignoring_the_timeout_fails():
     report = check("01.3", ignores_timeout)
-    assert failed(report) == ["False within the timeout for a port that never answers"]
+    assert report.failed == {"False within the timeout for a port that never answers"}

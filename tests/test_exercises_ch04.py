@@ -13,10 +13,6 @@ from helpers import check
 from solutions.ch04 import Commands, Protocol, idle_echo_loop
 
 
-def failed(report):
-    return {r.check.name for r in report.results if not r.passed}
-
-
 def no_answer_threads_left():
     """The answers under test run in threads named helpers-check-answer; all must end."""
     deadline = time.monotonic() + 2
@@ -127,7 +123,7 @@ STOPS = "returns after stop is set, once the running handlers have finished"
 )
 def test_wrong_pool_servers_fail_the_checks_that_name_their_mistake(answer, mistakes):
     report = check("04.1", answer)
-    assert failed(report) == mistakes, repr(report)
+    assert report.failed == mistakes, repr(report)
     assert no_answer_threads_left()
 
 
@@ -212,7 +208,7 @@ def _loop_with(sel, listener, wakeup, idle, deadlines):
 )
 def test_wrong_idle_loops_fail_only_the_check_that_names_their_mistake(answer, mistake):
     report = check("04.2", answer)
-    assert failed(report) == {mistake}, repr(report)
+    assert report.failed == {mistake}, repr(report)
     assert no_answer_threads_left()
 
 
@@ -273,7 +269,7 @@ LIMIT = "refuses a line longer than 1024 bytes"
 )
 def test_wrong_protocols_fail_the_checks_that_name_their_mistake(answer, mistakes):
     report = check("04.3", answer)
-    assert failed(report) == mistakes, repr(report)
+    assert report.failed == mistakes, repr(report)
 
 
 def test_reference_commands_on_a_socketpair():

@@ -12,10 +12,6 @@ from helpers.exercises import ch05
 from solutions.ch05 import SOLUTIONS, countdown
 
 
-def failed(report):
-    return {r.check.name for r in report.results if not r.passed}
-
-
 @pytest.fixture
 def short_timeout(monkeypatch):
     """Checks of 05.3 give a blocked answer this long (2 s in the notebook)."""
@@ -45,7 +41,7 @@ def test_countdown_that_starts_at_once_fails():
 
     report = check("05.1", at_once)
     assert {"say(3), say(2), say(1) at t = 1, 2, 3",
-            "the Deferred fires with 'liftoff' one second after say(1)"} <= failed(report)
+            "the Deferred fires with 'liftoff' one second after say(1)"} <= report.failed
     assert "say() was called before t=1" in repr(report)
 
 
@@ -58,7 +54,7 @@ def test_countdown_without_canceller_fails_only_the_cancel_check():
         return d
 
     report = check("05.1", no_canceller)
-    assert failed(report) == {"cancelling the Deferred cancels every pending call"}
+    assert report.failed == {"cancelling the Deferred cancels every pending call"}
     assert "say() was called after cancel()" in repr(report)
 
 
@@ -103,7 +99,7 @@ def catching_up(clock, interval, send):
 @pytest.mark.parametrize("answer", [chained, catching_up], ids=["chained", "catching_up"])
 def test_heartbeat_that_drifts_or_bursts_fails_the_drift_check(answer):
     report = check("05.2", answer)
-    assert failed(report) == {"after a late wake-up: one beat, then back on the grid"}
+    assert report.failed == {"after a late wake-up: one beat, then back on the grid"}
 
 
 def test_heartbeat_returning_the_deferred_fails():
@@ -113,7 +109,7 @@ def test_heartbeat_returning_the_deferred_fails():
         return loop.start(interval, now=True)
 
     report = check("05.2", returns_deferred)
-    assert "stop() stops it and leaves nothing scheduled" in failed(report)
+    assert "stop() stops it and leaves nothing scheduled" in report.failed
     assert "expected a function that stops it" in repr(report)
 
 
@@ -127,7 +123,7 @@ def test_heartbeat_with_one_global_loop_fails_independence():
         return lambda: loops[0].stop()  # stops whichever loop was started last
 
     report = check("05.2", global_loop)
-    assert failed(report) == {"two heartbeats on one clock are independent"}
+    assert report.failed == {"two heartbeats on one clock are independent"}
 
 
 # -- 05.3 -------------------------------------------------------------------
@@ -138,7 +134,7 @@ def test_call_in_the_callers_thread_fails():
         return fn()
 
     report = check("05.3", in_callers_thread)
-    assert "returns fn's result, computed in the reactor thread" in failed(report)
+    assert "returns fn's result, computed in the reactor thread" in report.failed
     assert "'helpers-check-answer', expected 'CrochetReactor'" in repr(report)
 
 
@@ -165,7 +161,7 @@ def test_call_that_does_not_wait_for_deferreds_fails():
 
     report = check("05.3", no_deferred_wait)
     assert {"waits for a Deferred that fn returns",
-            "raises TimeoutError after `timeout` and cancels the Deferred"} == failed(report)
+            "raises TimeoutError after `timeout` and cancels the Deferred"} == report.failed
 
 
 def test_blocking_call_without_timeout_fails_and_is_released(short_timeout):
@@ -175,7 +171,7 @@ def test_blocking_call_without_timeout_fails_and_is_released(short_timeout):
         return threads.blockingCallFromThread(reactor, fn)
 
     report = check("05.3", no_timeout)
-    assert failed(report) == {"raises TimeoutError after `timeout` and cancels the Deferred"}
+    assert report.failed == {"raises TimeoutError after `timeout` and cancels the Deferred"}
     assert "did not return within 0.5 s" in repr(report)
     left = [t.name for t in threading.enumerate() if t.name == "helpers-check-answer"]
     assert not left, "the checker did not release the blocked answer"
@@ -199,5 +195,5 @@ def test_timeout_without_cancel_fails(short_timeout):
         return box["result"]
 
     report = check("05.3", no_cancel)
-    assert failed(report) == {"raises TimeoutError after `timeout` and cancels the Deferred"}
+    assert report.failed == {"raises TimeoutError after `timeout` and cancels the Deferred"}
     assert "never cancelled" in repr(report)

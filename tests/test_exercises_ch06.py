@@ -11,11 +11,6 @@ from zope.interface import implementer
 from helpers import check, servers
 from solutions.ch06 import LineCount, Member, Roster, Shout
 
-
-def failed(report):
-    return {r.check.name for r in report.results if not r.passed}
-
-
 # -- the notebook's stubs ---------------------------------------------------------
 
 
@@ -88,19 +83,19 @@ class LossyShout(Shout):
 def test_shared_received_fails_the_per_connection_check():
     SharedShout.received.clear()
     report = check("06.1", SharedShout)
-    assert failed(report) == {"self.received holds what its own connection received"}
+    assert report.failed == {"self.received holds what its own connection received"}
     assert "one object shared by both connections" in repr(report)
 
 
 def test_decoding_each_chunk_fails_the_split_character_check():
     report = check("06.1", DecodingShout)
-    assert "non-ASCII bytes unchanged, even when a chunk ends inside a character" in failed(report)
+    assert "non-ASCII bytes unchanged, even when a chunk ends inside a character" in report.failed
     assert "DecodingShout.dataReceived raised UnicodeDecodeError" in repr(report)
 
 
 def test_ignoring_decode_errors_fails_the_split_character_check():
     report = check("06.1", LossyShout)
-    assert "non-ASCII bytes unchanged, even when a chunk ends inside a character" in failed(report)
+    assert "non-ASCII bytes unchanged, even when a chunk ends inside a character" in report.failed
 
 
 # -- 06.2 -------------------------------------------------------------------------
@@ -158,7 +153,7 @@ class ForgetfulRoster(Roster):
 
 def test_count_as_number_fails_never_reuses():
     report = check("06.2", ArticleRoster)
-    assert failed(report) == {
+    assert report.failed == {
         "never reuses a number",
         "lists the clients connected right now, in increasing order",
     }
@@ -167,7 +162,7 @@ def test_count_as_number_fails_never_reuses():
 
 def test_class_level_state_fails_separate_factories():
     report = check("06.2", ClassLevelRoster)
-    assert "two Roster() instances keep separate rosters" in failed(report)
+    assert "two Roster() instances keep separate rosters" in report.failed
 
 
 def test_missing_factory_fails_with_the_attribute_error():
@@ -181,7 +176,7 @@ def test_missing_factory_fails_with_the_attribute_error():
 
 def test_forgetting_departures_fails_the_list():
     report = check("06.2", ForgetfulRoster)
-    assert failed(report) == {"lists the clients connected right now, in increasing order"}
+    assert report.failed == {"lists the clients connected right now, in increasing order"}
 
 
 # -- 06.3 -------------------------------------------------------------------------
@@ -214,16 +209,16 @@ class NeverCloses(LineCount):
 
 def test_without_half_close_there_is_no_reply():
     report = check("06.3", NotHalfCloseable)
-    assert "replies after the client's EOF, then closes" in failed(report)
+    assert "replies after the client's EOF, then closes" in report.failed
     assert "IHalfCloseableProtocol" in repr(report)
 
 
 def test_last_chunk_only_fails_many_chunks():
     report = check("06.3", LastChunkOnly)
-    assert failed(report) == {"counts input that arrives in many chunks"}
+    assert report.failed == {"counts input that arrives in many chunks"}
 
 
 def test_never_closing_fails():
     report = check("06.3", NeverCloses)
-    assert "replies after the client's EOF, then closes" in failed(report)
+    assert "replies after the client's EOF, then closes" in report.failed
     assert "then nothing for 2 s; expected a reply, then the server closing" in repr(report)

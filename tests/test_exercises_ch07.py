@@ -12,10 +12,6 @@ from helpers.exercises import ch07
 from solutions.ch07 import KeyValueClient, ReplyFactory, _FirstLine, fetch
 
 
-def failed(report):
-    return {r.check.name for r in report.results if not r.passed}
-
-
 @pytest.fixture
 def short_timeout(monkeypatch):
     """Answers that never fire are given up on after 0.5 s (2 s in the notebook)."""
@@ -56,7 +52,7 @@ class PlainReplyFactory(Factory):
 
 def test_plain_factory_fails_naming_startedConnecting():
     report = check("07.1", PlainReplyFactory)
-    assert failed(report) == {r.check.name for r in report.results}
+    assert report.failed == {r.check.name for r in report.results}
     assert "is not a ClientFactory" in repr(report)
     assert "no attribute 'startedConnecting'" in repr(report)
 
@@ -74,7 +70,7 @@ def test_firing_on_the_first_chunk_fails():
             pass
 
     report = check("07.1", FirstChunkFactory)
-    assert failed(report) == {"`result` fires with the whole reply, once the server has closed"}
+    assert report.failed == {"`result` fires with the whole reply, once the server has closed"}
     assert "fired with b'HEL'" in repr(report)
 
 
@@ -84,7 +80,7 @@ def test_silent_connection_failure_fails(short_timeout):
             pass  # the default: nothing happens, result never fires
 
     report = check("07.1", Silent)
-    assert failed(report) == {"`result` fails with ConnectionRefusedError on a dead port"}
+    assert report.failed == {"`result` fails with ConnectionRefusedError on a dead port"}
     assert "had not fired after 0.5 s" in repr(report)
 
 
@@ -96,7 +92,7 @@ def test_shared_result_fails():
             self.message, self.reply = message, b""
 
     report = check("07.1", Shared)
-    assert "a ClientFactory, with its own `result` Deferred" in failed(report)
+    assert "a ClientFactory, with its own `result` Deferred" in report.failed
     assert "share one `result` Deferred" in repr(report)
 
 
@@ -133,7 +129,7 @@ def test_fetch_firing_on_the_first_chunk_fails():
                 self.reply.callback(data.decode())
 
     report = check("07.2", fetch_with(FirstChunk))
-    assert "fires with the first reply line, which arrives in pieces" in failed(report)
+    assert "fires with the first reply line, which arrives in pieces" in report.failed
     assert "fired with 'HE'" in repr(report)
 
 
@@ -145,7 +141,7 @@ def test_fetch_that_never_closes_fails_only_the_close_check():
                 self.reply.callback(self.buffer.split(b"\n", 1)[0].decode())
 
     report = check("07.2", fetch_with(StaysOpen))
-    assert failed(report) == {"closes the connection after the reply"}
+    assert report.failed == {"closes the connection after the reply"}
 
 
 def test_fetch_that_hangs_on_early_close_fails(short_timeout):
@@ -154,7 +150,7 @@ def test_fetch_that_hangs_on_early_close_fails(short_timeout):
             pass  # wrong: the reply Deferred is left waiting
 
     report = check("07.2", fetch_with(Hangs))
-    assert failed(report) == {"fails when the server closes before a whole line"}
+    assert report.failed == {"fails when the server closes before a whole line"}
     assert "had not fired after 0.5 s" in repr(report)
 
 
@@ -168,7 +164,7 @@ def test_fetch_that_loses_the_connect_failure_fails(short_timeout):
         return d
 
     report = check("07.2", swallowing)
-    assert "fails with ConnectionRefusedError on a dead port" in failed(report)
+    assert "fails with ConnectionRefusedError on a dead port" in report.failed
     assert "fired with None" in repr(report)
 
 
@@ -183,9 +179,7 @@ def test_replies_matched_last_in_first_out_fail():
             return d
 
     report = check("07.3", Lifo)
-    assert "five gets pipelined; values and KeyError matched in order, from pieces" in failed(
-        report
-    )
+    assert "five gets pipelined; values and KeyError matched in order, from pieces" in report.failed
 
 
 def test_missing_key_as_a_value_fails():
@@ -197,7 +191,7 @@ def test_missing_key_as_a_value_fails():
                 d.callback(line.decode().partition(" ")[2])  # wrong: "missing" as a value
 
     report = check("07.3", NoKeyError)
-    assert failed(report) == {
+    assert report.failed == {
         "five gets pipelined; values and KeyError matched in order, from pieces"
     }
 
@@ -224,7 +218,7 @@ def test_lock_step_client_fails_the_pipelining_check(short_timeout):
                 super().get(key).chainDeferred(d)
 
     report = check("07.3", LockStep)
-    assert failed(report) == {
+    assert report.failed == {
         "five gets pipelined; values and KeyError matched in order, from pieces",
         "losing the connection fails every pending get",
     }
@@ -238,7 +232,7 @@ def test_forgetting_pending_requests_on_loss_fails(short_timeout):
             self.lost = reason.getErrorMessage()  # wrong: pending Deferreds never fire
 
     report = check("07.3", Forgetful)
-    assert failed(report) == {"losing the connection fails every pending get"}
+    assert report.failed == {"losing the connection fails every pending get"}
     assert "3 of 3 Deferreds had not fired" in repr(report)
 
 
@@ -250,5 +244,5 @@ def test_late_request_left_waiting_fails():
             return super().get(key)
 
     report = check("07.3", NoLateFailure)
-    assert failed(report) == {"a get after the loss fails at once"}
+    assert report.failed == {"a get after the loss fails at once"}
     assert "returned a Deferred that had not fired" in repr(report)

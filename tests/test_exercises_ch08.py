@@ -11,10 +11,6 @@ from helpers import check
 from solutions.ch08 import LineClient
 
 
-def failed(report):
-    return {r.check.name for r in report.results if not r.passed}
-
-
 @pytest.fixture
 def unhandled_errors():
     """Critical Twisted log events ("Unhandled error in Deferred") during the test."""
@@ -60,7 +56,7 @@ def test_errback_that_swallows_every_error_fails():
         return d.addErrback(lambda failure: default)
 
     report = check("08.1", swallow_all)
-    assert failed(report) == {"any other failure goes on unchanged"}
+    assert report.failed == {"any other failure goes on unchanged"}
     assert "expected the same ValueError failure" in repr(report)
 
 
@@ -79,7 +75,7 @@ def test_callback_instead_of_errback_fails():
 
     report = check("08.1", callback)
     assert {"a result goes on unchanged",
-            "a KeyError (or a subclass) becomes the default"} <= failed(report)
+            "a KeyError (or a subclass) becomes the default"} <= report.failed
 
 
 def test_wrapping_other_errors_fails():
@@ -92,7 +88,7 @@ def test_wrapping_other_errors_fails():
         return d.addErrback(errback)
 
     report = check("08.1", wraps)
-    assert failed(report) == {"any other failure goes on unchanged"}
+    assert report.failed == {"any other failure goes on unchanged"}
 
 
 # -- 08.2 -------------------------------------------------------------------
@@ -105,7 +101,7 @@ def test_gather_results_fails_the_never_fails_check():
         )
 
     report = check("08.2", gathered)
-    assert "failures are listed as ('error', exception); it never fails" in failed(report)
+    assert "failures are listed as ('error', exception); it never fails" in report.failed
     assert "settle never fails" in repr(report)
 
 
@@ -116,7 +112,7 @@ def test_deferred_list_without_consume_errors_fails_only_the_consume_check():
         )
 
     report = check("08.2", leaky)
-    assert failed(report) == {"the input Deferreds' errors are consumed"}
+    assert report.failed == {"the input Deferreds' errors are consumed"}
     assert "Unhandled error in Deferred" in repr(report)
 
 
@@ -127,7 +123,7 @@ def test_failures_instead_of_exceptions_fail():
         )
 
     report = check("08.2", failures)
-    assert failed(report) == {"failures are listed as ('error', exception); it never fails"}
+    assert report.failed == {"failures are listed as ('error', exception); it never fails"}
 
 
 # -- 08.3 -------------------------------------------------------------------
@@ -153,7 +149,7 @@ def test_catching_the_builtin_timeout_error_fails():
             client.transport.loseConnection()
 
     report = check("08.3", builtin_timeout)
-    assert failed(report) == {"returns None after `seconds` when no reply comes"}
+    assert report.failed == {"returns None after `seconds` when no reply comes"}
     assert "it is not the built-in TimeoutError" in repr(report)
 
 
@@ -168,7 +164,7 @@ def test_not_closing_after_a_reply_fails():
             return None  # the canceller closed this one; a reply leaves it open
 
     report = check("08.3", no_close)
-    assert failed(report) == {"the connection is closed after a reply"}
+    assert report.failed == {"the connection is closed after a reply"}
     assert "still open 1 s later" in repr(report)
 
 
@@ -192,7 +188,7 @@ def test_timeout_without_canceller_or_close_fails():
         return reply
 
     report = check("08.3", leaves_open)
-    assert failed(report) == {"the connection is closed after a timeout"}
+    assert report.failed == {"the connection is closed after a timeout"}
 
 
 def test_inline_callbacks_instead_of_async_def_fails():

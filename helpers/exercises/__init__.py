@@ -51,6 +51,11 @@ class Report:
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
 
+    @property
+    def failed(self) -> set[str]:
+        """The names of the checks that failed."""
+        return {r.check.name for r in self.results if not r.passed}
+
     def __bool__(self):
         return self.passed
 

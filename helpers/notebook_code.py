@@ -9,6 +9,7 @@ Those cells must define things only (imports, classes, functions, constants).
 from __future__ import annotations
 
 import json
+import sys
 import types
 from pathlib import Path
 
@@ -27,8 +28,13 @@ def load(notebook: str | Path, name: str) -> types.ModuleType:
     sources = module_cells(notebook, name)
     if not sources:
         raise LookupError(f"{Path(notebook).name} has no cell starting '{MARKER} {name}'")
-    module = types.ModuleType(name, f"Cells of {Path(notebook).name} marked '{MARKER} {name}'")
+    qualified = f"{__name__}.{name}"  # never shadows a real module such as `json`
+    module = types.ModuleType(qualified, f"Cells of {Path(notebook).name} marked '{MARKER} {name}'")
     module.__file__ = str(notebook)
+    # Registered like an imported module: dataclasses and pickle look classes up there.
+    sys.modules[qualified] = module
     for i, source in enumerate(sources):
-        exec(compile(source, f"{Path(notebook).name}[{name} cell {i}]", "exec"), vars(module))
+        code = compile(source, f"{Path(notebook).name}[{name} cell {i}]", "exec",
+                       dont_inherit=True)  # not this file's `from __future__` imports
+        exec(code, vars(module))
     return module

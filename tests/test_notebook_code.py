@@ -46,3 +46,11 @@ def test_an_error_in_a_marked_cell_names_the_cell(tmp_path):
     with pytest.raises(ZeroDivisionError) as raised:
         load(nb, "demo")
     assert "ch.ipynb[demo cell 0]" in str(raised.traceback[-1].path)
+
+
+@pytest.mark.parametrize("future", ["", "from __future__ import annotations\n"])
+def test_dataclasses_work_in_marked_cells(tmp_path, future):
+    source = f"# module: demo\n{future}from dataclasses import dataclass\n\n" \
+             "@dataclass\nclass Point:\n    x: int\n    y: int = 0\n"
+    demo = load(write_notebook(tmp_path / "ch.ipynb", source), "demo")
+    assert demo.Point(1) == demo.Point(1, 0)

@@ -6,7 +6,15 @@ What a chapter teaches stays in the notebook; what it merely needs lives here.
 from .environment import check_environment
 from .events import Event, EventLog, EventTimeout
 from .exercises import check
-from .servers import serve, serve_socket, server_threads, servers, stop_all
+from .servers import (
+    serve,
+    serve_multicast,
+    serve_socket,
+    serve_udp,
+    server_threads,
+    servers,
+    stop_all,
+)
 
 __all__ = [
     "Event",
@@ -15,7 +23,9 @@ __all__ = [
     "check",
     "check_environment",
     "serve",
+    "serve_multicast",
     "serve_socket",
+    "serve_udp",
     "server_threads",
     "servers",
     "stop_all",

@@ -173,6 +173,65 @@ def serve(name: str, factory, *, host: str = "127.0.0.1", port: int = 0) -> Twis
     return _register(TwistedServer(name, host, listening.getHost().port, listening))
 
 
+# -- UDP ports ------------------------------------------------------------------
+
+
+class UdpServer(Server):
+    """A DatagramProtocol listening in the reactor thread; `.listening` is its port."""
+
+    kind = "udp server"
+    connections = 0  # UDP has none
+
+    def __init__(self, name, host, port, listening):
+        super().__init__(name, host, port)
+        self.listening = listening
+
+    def _shutdown(self, timeout):
+        # A port Twisted already closed (an ICMP error under epoll) stops again harmlessly.
+        _reactor.call(self.listening.stopListening, timeout=timeout)
+
+
+def serve_udp(name: str, protocol, *, host: str = "127.0.0.1", port: int = 0,
+              max_packet_size: int = 8192) -> UdpServer:
+    """Listen for datagrams with `protocol` on `host` (loopback), on an ephemeral port.
+
+    Datagrams longer than `max_packet_size` are cut to that size (Twisted's default).
+    """
+    check_loopback(host)
+    _replace(name)
+
+    def listen():
+        from twisted.internet import reactor
+
+        return reactor.listenUDP(port, protocol, interface=host, maxPacketSize=max_packet_size)
+
+    listening = _reactor.call(listen)
+    return _register(UdpServer(name, host, listening.getHost().port, listening))
+
+
+def serve_multicast(name: str, protocol, *, group: str | None = None,
+                    port: int = 0) -> UdpServer:
+    """A multicast-capable UDP port: bound to `group` (shared: several may listen on one
+    port) to receive that group only, or to 127.0.0.1 to send. Join with
+    ``.listening.joinGroup(group, "127.0.0.1")`` so it stays on the loopback interface."""
+    if group is None:
+        host = "127.0.0.1"
+    elif ipaddress.ip_address(group).is_multicast:
+        host = group
+    else:
+        raise ValueError(f"{group!r} is not a multicast group address (224.0.0.0/4)")
+    _replace(name)
+
+    def listen():
+        from twisted.internet import reactor
+
+        return reactor.listenMulticast(port, protocol, interface=host,
+                                       listenMultiple=group is not None)
+
+    listening = _reactor.call(listen)
+    return _register(UdpServer(name, host, listening.getHost().port, listening))
+
+
 # -- plain-socket servers (Part I) ------------------------------------------
 
 

@@ -3,8 +3,18 @@ import threading
 
 import pytest
 from twisted.internet import protocol
+from twisted.internet.protocol import DatagramProtocol
 
-from helpers import EventLog, serve, serve_socket, server_threads, servers, stop_all
+from helpers import (
+    EventLog,
+    serve,
+    serve_multicast,
+    serve_socket,
+    serve_udp,
+    server_threads,
+    servers,
+    stop_all,
+)
 
 TIMEOUT = 2
 
@@ -183,3 +193,48 @@ def test_a_stopped_twisted_server_restarts_on_its_old_port():
     assert again.port == port
     assert round_trip(again.address) == b"ping"
     again.stop()
+
+
+class UdpEcho(DatagramProtocol):
+    def datagramReceived(self, data, addr):
+        self.transport.write(data, addr)
+
+
+def udp_round_trip(address, payload=b"ping"):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(TIMEOUT)
+        client.sendto(payload, address)
+        return client.recvfrom(70000)[0]
+
+
+def test_a_udp_server_is_listed_replaced_and_stopped():
+    first = serve_udp("udp", UdpEcho())
+    assert udp_round_trip(first.address) == b"ping"
+    second = serve_udp("udp", UdpEcho(), max_packet_size=65535)
+    assert first.stopped and repr(servers()).splitlines()[1].split()[:2] == ["udp", "udp"]
+    assert udp_round_trip(second.address, b"x" * 10_000) == b"x" * 10_000
+    stop_all()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(second.address)  # the port is free again
+
+
+def test_the_default_packet_size_cuts_long_datagrams():
+    server = serve_udp("udp", UdpEcho())
+    assert len(udp_round_trip(server.address, b"x" * 10_000)) == 8192
+    server.stop()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10"])
+def test_udp_refuses_any_interface_but_loopback(host):
+    with pytest.raises(ValueError, match="loopback only"):
+        serve_udp("udp", UdpEcho(), host=host)
+
+
+def test_multicast_ports_bind_a_group_or_loopback_only():
+    with pytest.raises(ValueError, match="not a multicast group"):
+        serve_multicast("group", UdpEcho(), group="10.0.0.1")
+    sender = serve_multicast("sender", UdpEcho())
+    listener = serve_multicast("listener", UdpEcho(), group="239.255.13.14")
+    assert sender.host == "127.0.0.1" and listener.host == "239.255.13.14"
+    assert sorted(s.name for s in servers()) == ["listener", "sender"]
+    stop_all()

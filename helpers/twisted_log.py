@@ -29,13 +29,15 @@ class LoggedError:
 def _is_error(event) -> bool:
     from twisted.logger import LogLevel
 
-    return "log_failure" in event or event.get("log_level") in (LogLevel.error, LogLevel.critical)
+    if "log_failure" in event or event.get("isError"):  # new-style, or legacy log.err()
+        return True
+    return event.get("log_level") in (LogLevel.error, LogLevel.critical)
 
 
 def _describe(event) -> LoggedError:
     from twisted.logger import formatEvent
 
-    failure = event.get("log_failure")
+    failure = event.get("log_failure") or event.get("failure")  # new-style or legacy
     error = f"{failure.type.__name__}: {failure.getErrorMessage()}" if failure else None
     lines = (formatEvent(event) or "").splitlines()
     return LoggedError(lines[0] if lines else "", error)

@@ -1,8 +1,10 @@
 import gc
 import logging
+import socket
 
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 
+from helpers import EventLog, serve
 from helpers.reactor import call
 from helpers.twisted_log import LoggedError, logged_errors
 
@@ -24,6 +26,27 @@ def test_an_unhandled_failure_is_collected_and_kept_off_stderr(capsys, caplog):
                                         "ValueError: nobody handled me"]
     assert capsys.readouterr().err == ""
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+class Faulty(protocol.Protocol):
+    def dataReceived(self, data):
+        raise ValueError(f"cannot handle {data!r}")
+
+    def connectionLost(self, reason):
+        self.factory.log.record("server", "lost")
+
+
+def test_an_exception_in_a_protocol_callback_is_collected_with_its_error():
+    factory = protocol.Factory.forProtocol(Faulty)
+    factory.log = EventLog()
+    with logged_errors() as errors:
+        server = serve("faulty", factory)
+        with socket.create_connection(server.address, timeout=2) as client:
+            client.sendall(b"hi")
+            factory.log.wait(1, "lost")  # Twisted logs the error, then drops the connection
+        server.stop()
+    assert [e.error for e in errors] == ["ValueError: cannot handle b'hi'"]
+    assert errors[0].message == "Unhandled Error"
 
 
 def test_info_messages_are_not_collected():

@@ -169,6 +169,21 @@ class UdpRelay(Server):
         _check_direction(direction)
         return [(d.seq, d.action) for d in self.log if d.direction == direction]
 
+    def passed(self, direction: str = "to_server") -> int:
+        """How many datagrams its decisions so far send on `direction` (one client).
+
+        A duplicate counts twice; a datagram held for reordering counts once the next
+        datagram has released it, not while it waits (choose ``hold`` long enough).
+        """
+        count, held = 0, False
+        for _, action in self.decisions(direction):
+            if action == "reorder":
+                held = True
+            elif action != "drop":
+                count += (2 if action == "duplicate" else 1) + held
+                held = False
+        return count
+
     def wait_for(self, count: int, direction: str = "to_server", timeout: float = 5.0):
         """Wait until `count` datagrams went `direction`; return `decisions(direction)`."""
         _check_direction(direction)

@@ -100,6 +100,16 @@ def test_all_three_together(target, client):
     assert received == [0, 0, 2, 2, 1, 3, 3, 5, 4, 6, 7, 7, 9, 10, 11]
 
 
+def test_passed_counts_what_the_decisions_send_on(target, client):
+    relay = serve_udp_relay("relay", target.getsockname(), seed=7, hold=LONG_HOLD,
+                            drop=0.2, duplicate=0.2, reorder=0.2)
+    send_numbers(client, relay)  # D R D D R F F D X F F F, as above
+    assert relay.passed("to_server") == 15
+    assert len(arrivals(target, client, relay)) == 15
+    assert relay.passed("to_client") == 0
+    relay.stop()
+
+
 def test_the_same_seed_gives_the_same_run_and_another_seed_another(target, client):
     rates = {"drop": 0.25, "duplicate": 0.25, "reorder": 0.25}
     first = run_demo(target, client, seed=1, **rates)

@@ -4,20 +4,7 @@ deliberately wrong answers fail the check that names their mistake, fast."""
 from twisted.protocols import amp
 
 from helpers import check, servers
-from solutions.ch09 import Calculator, Divide, Reverser, Upload
-
-
-def failed(report):
-    return {r.check.name for r in report.results if not r.passed}
-
-
-def test_reference_solutions_pass():
-    for exercise_id, answer in [("09.1", Reverser), ("09.2", Upload),
-                                ("09.3", (Divide, Calculator))]:
-        report = check(exercise_id, answer)
-        assert report.passed, repr(report)
-    assert not servers()
-
+from solutions.ch09 import Divide, Reverser, Upload
 
 # -- 09.1 -------------------------------------------------------------------
 
@@ -28,7 +15,7 @@ def test_a_stub_that_raises_is_named_in_the_report():
             raise NotImplementedError("your code here")
 
     report = check("09.1", Stub)
-    assert {"answers each line, reversed", "a 32-byte line is accepted"} <= failed(report)
+    assert {"answers each line, reversed", "a 32-byte line is accepted"} <= report.failed
     assert "your code raised NotImplementedError: your code here" in repr(report)
     assert not servers()
 
@@ -48,7 +35,7 @@ def test_closing_without_err_fails():
             self.transport.loseConnection()
 
     report = check("09.1", Silent)
-    assert failed(report) == {"a 33-byte line gets ERR after the line before it, then a close",
+    assert report.failed == {"a 33-byte line gets ERR after the line before it, then a close",
                               "40 bytes without a newline get ERR, then a close"}
     assert "then the connection closed" in repr(report)
 
@@ -59,7 +46,7 @@ def test_err_without_closing_fails():
             self.sendLine(b"ERR line too long")
 
     report = check("09.1", Open)
-    assert len(failed(report)) == 2
+    assert len(report.failed) == 2
     assert "(the connection stayed open)" in repr(report)
 
 
@@ -81,7 +68,7 @@ def test_dropping_what_follows_the_body_fails():
             super().rawDataReceived(data[: self.remaining])  # the rest is lost
 
     report = check("09.2", Drops)
-    assert failed(report) == {"the next commands in the same chunk are lines again"}
+    assert report.failed == {"the next commands in the same chunk are lines again"}
 
 
 def test_a_body_assumed_to_come_in_one_chunk_fails_byte_by_byte():
@@ -91,7 +78,7 @@ def test_a_body_assumed_to_come_in_one_chunk_fails_byte_by_byte():
             super().rawDataReceived(data)
 
     report = check("09.2", OneChunk)
-    assert failed(report) == {"the same, fed one byte at a time"}
+    assert report.failed == {"the same, fed one byte at a time"}
 
 
 # -- 09.3 -------------------------------------------------------------------
@@ -107,7 +94,7 @@ def test_an_undeclared_error_fails_with_unknown_remote_error():
             return {"quotient": numerator / denominator}
 
     report = check("09.3", (Undeclared, Careless))
-    assert failed(report) == {
+    assert report.failed == {
         "Divide(1, 0) raises ZeroDivisionError at the caller; the connection stays open"}
     assert "UnknownRemoteError" in repr(report)
     assert not servers()
@@ -124,4 +111,4 @@ def test_an_integer_response_fails():
 
     report = check("09.3", (IntegerDivide, IntegerCalculator))
     assert {"Divide declares Integer arguments and a Float response",
-            "Divide(7, 2) returns {'quotient': 3.5}"} <= failed(report)
+            "Divide(7, 2) returns {'quotient': 3.5}"} <= report.failed

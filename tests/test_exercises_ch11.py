@@ -8,18 +8,7 @@ from twisted.internet.protocol import Factory, Protocol, ReconnectingClientFacto
 from twisted.protocols.policies import TimeoutMixin
 
 from helpers import check
-from solutions.ch11 import LoginThenIdle, PerHost, PerHostLimit, ResettingFactory, make_factory
-
-
-def failed(report):
-    return {r.check.name for r in report.results if not r.passed}
-
-
-def test_reference_solutions_pass():
-    for exercise_id, answer in [("11.1", LoginThenIdle), ("11.2", PerHostLimit),
-                                ("11.3", make_factory)]:
-        report = check(exercise_id, answer)
-        assert report.passed, repr(report)
+from solutions.ch11 import LoginThenIdle, PerHost, PerHostLimit, ResettingFactory
 
 
 def test_stubs_fail_with_not_implemented():
@@ -59,7 +48,7 @@ def test_login_that_resets_on_every_byte_fails():
             super().dataReceived(data)
 
     report = check("11.1", ResetsOnBytes)
-    assert failed(report) == {"bytes without a whole line do not extend the deadline"}
+    assert report.failed == {"bytes without a whole line do not extend the deadline"}
     assert "must not extend the login deadline" in repr(report)
 
 
@@ -73,7 +62,7 @@ def test_login_that_keeps_the_short_timeout_fails():
                 self.resetTimeout()
 
     report = check("11.1", OnePeriod)
-    assert failed(report) == {"after the first line: 4.0 s idle timeout, restarted by input"}
+    assert report.failed == {"after the first line: 4.0 s idle timeout, restarted by input"}
     assert "closed at t=4 s: logged in at t=0.5 s" in repr(report)
 
 
@@ -84,7 +73,7 @@ def test_idle_without_reset_fails():
                 super().dataReceived(data)
 
     report = check("11.1", NoReset)
-    assert failed(report) == {"after the first line: 4.0 s idle timeout, restarted by input"}
+    assert report.failed == {"after the first line: 4.0 s idle timeout, restarted by input"}
     assert "input at t=4 s restarts the idle timeout" in repr(report)
 
 
@@ -94,7 +83,7 @@ def test_idle_without_cancel_fails():
             pass
 
     report = check("11.1", NoCancel)
-    assert failed(report) == {"connectionLost cancels the countdown"}
+    assert report.failed == {"connectionLost cancels the countdown"}
     assert "left a countdown scheduled (t=1)" in repr(report)
 
 
@@ -105,7 +94,7 @@ def test_idle_with_abort_fails():
             self.transport.abortConnection()
 
     report = check("11.1", Aborts)
-    assert failed(report) == {"closes gracefully (the goodbye is delivered)"}
+    assert report.failed == {"closes gracefully (the goodbye is delivered)"}
 
 
 def test_one_goodbye_for_both_fails():
@@ -115,7 +104,7 @@ def test_one_goodbye_for_both_fails():
             self.transport.loseConnection()
 
     report = check("11.1", SameGoodbye)
-    assert failed(report) == {"after the first line: 4.0 s idle timeout, restarted by input"}
+    assert report.failed == {"after the first line: 4.0 s idle timeout, restarted by input"}
     assert "expected b'idle timeout\\n'" in repr(report)
 
 
@@ -124,7 +113,7 @@ def test_idle_without_timeout_mixin_fails():
         pass
 
     report = check("11.1", Plain)
-    assert "a Protocol with TimeoutMixin" in failed(report)
+    assert "a Protocol with TimeoutMixin" in report.failed
     assert "does not inherit TimeoutMixin" in repr(report)
 
 
@@ -140,7 +129,7 @@ def test_limit_that_counts_refused_connections_fails():
         protocol = CountsRefused
 
     report = check("11.2", Limit)
-    assert failed(report) == {"a refused connection never held a slot"}
+    assert report.failed == {"a refused connection never held a slot"}
 
 
 def test_limit_keyed_by_host_and_port_fails():
@@ -155,7 +144,7 @@ def test_limit_keyed_by_host_and_port_fails():
 
     report = check("11.2", Limit)
     assert {"at most `limit` connections from one host",
-            "hosts are counted separately"} <= failed(report)
+            "hosts are counted separately"} <= report.failed
 
 
 def test_limit_that_never_frees_fails():
@@ -167,7 +156,7 @@ def test_limit_that_never_frees_fails():
         protocol = NeverFrees
 
     report = check("11.2", Limit)
-    assert failed(report) == {"a closed connection frees its slot"}
+    assert report.failed == {"a closed connection frees its slot"}
 
 
 def test_refusing_in_build_protocol_fails():
@@ -200,24 +189,24 @@ def _configured(cls=ResettingFactory, reset=True, jitter=0, retries=5, clock=Tru
 
 def test_factory_without_reset_delay_fails():
     report = check("11.3", _configured(cls=ReconnectingClientFactory))
-    assert failed(report) == {"a connection starts the schedule and the count again"}
+    assert report.failed == {"a connection starts the schedule and the count again"}
 
 
 def test_factory_with_delay_left_at_one_second_fails():
     report = check("11.3", _configured(reset=False))
-    assert "waits 0.5, 1, 2, 4, 4 s, exactly" in failed(report)
+    assert "waits 0.5, 1, 2, 4, 4 s, exactly" in report.failed
     assert "setting initialDelay does not change it" in repr(report)
 
 
 def test_factory_with_jitter_fails():
     report = check("11.3", _configured(jitter=0.1))
-    assert "waits 0.5, 1, 2, 4, 4 s, exactly" in failed(report)
+    assert "waits 0.5, 1, 2, 4, 4 s, exactly" in report.failed
     assert "is jitter 0?" in repr(report)
 
 
 def test_factory_that_never_gives_up_fails():
     report = check("11.3", _configured(retries=None))
-    assert "gives up after 5 retries in a row" in failed(report)
+    assert "gives up after 5 retries in a row" in report.failed
     assert "was still retrying" in repr(report)
 
 

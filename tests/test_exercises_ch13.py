@@ -11,17 +11,7 @@ from twisted.internet.protocol import DatagramProtocol
 from helpers import check
 from helpers.exercises import ch13
 from helpers.notebook_code import load
-from solutions.ch13 import SOLUTIONS, Backoff, OnceServer, PeerCounter
-
-
-def failed(report):
-    return {r.check.name for r in report.results if not r.passed}
-
-
-@pytest.mark.parametrize("exercise_id", sorted(SOLUTIONS))
-def test_reference_solution_passes(exercise_id):
-    report = check(exercise_id, SOLUTIONS[exercise_id])
-    assert report.passed, repr(report)
+from solutions.ch13 import Backoff, OnceServer, PeerCounter
 
 
 def test_stubs_fail_every_check_fast():
@@ -47,7 +37,7 @@ def test_stubs_fail_every_check_fast():
 
 def test_not_a_datagram_protocol_fails():
     report = check("13.1", object)
-    assert failed(report) == {r.check.name for r in report.results}
+    assert report.failed == {r.check.name for r in report.results}
     assert "is not a DatagramProtocol subclass" in repr(report)
 
 
@@ -60,7 +50,7 @@ def test_one_counter_for_everyone_fails_only_the_per_peer_check():
             self.transport.write(b"%d " % self.n + datagram, addr)
 
     report = check("13.1", Global)
-    assert failed(report) == {"counts the datagrams of each peer separately"}
+    assert report.failed == {"counts the datagrams of each peer separately"}
     assert "got b'3 x', expected b'1 x'" in repr(report)
 
 
@@ -73,7 +63,7 @@ def test_replying_to_the_wrong_address_fails_fast(monkeypatch):
 
     started = time.monotonic()
     report = check("13.1", Nowhere)
-    assert failed(report) == {r.check.name for r in report.results}
+    assert report.failed == {r.check.name for r in report.results}
     assert "no reply came back to the sender within 0.2 s" in repr(report)
     assert time.monotonic() - started < 1.5
 
@@ -89,7 +79,7 @@ def test_fixed_interval_fails_the_backoff_checks():
             self.timer = self.clock.callLater(self.timeout, self._expired)  # wrong: no doubling
 
     report = check("13.2", Fixed)
-    assert failed(report) == {
+    assert report.failed == {
         "no reply: sends again after timeout, 2 x timeout, 4 x timeout, ...",
         "after `tries` sends and the last wait: TimeoutError naming the attempts",
     }
@@ -102,9 +92,8 @@ def test_never_giving_up_fails():
             self._attempt()  # wrong: no limit
 
     report = check("13.2", Forever)
-    assert "after `tries` sends and the last wait: TimeoutError naming the attempts" in failed(
-        report
-    )
+    name = "after `tries` sends and the last wait: TimeoutError naming the attempts"
+    assert name in report.failed
     assert "still sending after 21 sends" in repr(report)
 
 
@@ -119,7 +108,7 @@ def test_timer_left_running_after_the_reply_fails():
                 super()._expired()
 
     report = check("13.2", Leaky)
-    assert failed(report) == {
+    assert report.failed == {
         "the first reply fires the Deferred and cancels the timer; later ones are ignored"
     }
     assert "a timer is still scheduled" in repr(report)
@@ -133,7 +122,7 @@ def test_second_reply_raising_fails():
             self.result.callback(reply)  # wrong: AlreadyCalledError on the duplicate
 
     report = check("13.2", Twice)
-    assert failed(report) == {
+    assert report.failed == {
         "the first reply fires the Deferred and cancels the timer; later ones are ignored"
     }
     assert "AlreadyCalledError" in repr(report)
@@ -152,7 +141,7 @@ def test_applying_every_copy_fails_only_the_repeat_checks():
             self.transport.write(request_id + b" total %d" % self.total, addr)
 
     report = check("13.3", EveryCopy)
-    assert failed(report) == {
+    assert report.failed == {
         "a repeated request is not applied again, and gets its first reply",
         "ids are per peer: the same id from another peer is a new request",
     }
@@ -169,7 +158,7 @@ def test_keying_by_id_alone_fails_the_per_peer_check():
             self.transport.write(self.replies[request_id], addr)
 
     report = check("13.3", ByIdOnly)
-    assert failed(report) == {"ids are per peer: the same id from another peer is a new request"}
+    assert report.failed == {"ids are per peer: the same id from another peer is a new request"}
     assert "B's b'1 add 10' got b'1 total 5', expected b'1 total 15'" in repr(report)
 
 
@@ -184,7 +173,7 @@ def test_answering_the_current_total_fails():
             self.transport.write(request_id + b" total %d" % self.total, addr)  # wrong
 
     report = check("13.3", CurrentTotal)
-    assert failed(report) == {"ids are per peer: the same id from another peer is a new request"}
+    assert report.failed == {"ids are per peer: the same id from another peer is a new request"}
     assert "A's b'1 add 5' got b'1 total 15', expected b'1 total 5'" in repr(report)
 
 

@@ -74,6 +74,36 @@ def _silent(what, *users):
         _expect(user, [], what)
 
 
+def _usage(lines, usage):
+    """A check: each of `lines`, sent by alice, gets `usage` back, and bob hears nothing."""
+
+    def check_usage(answer):
+        room = _Room(answer)
+        alice, bob = room.users("alice", "bob")
+        for line in lines:
+            room.send(alice, line)
+            _expect(alice, [usage], f"alice sent {line!r}")
+            _silent(f"alice sent {line!r}", bob)
+
+    return check_usage
+
+
+def _before_joining(line, present):
+    """A check: `line` from a user with no nickname gets an error; `present` hears nothing."""
+
+    def check_before_joining(answer):
+        room = _Room(answer)
+        (other,) = room.users(present)
+        nobody = room.connect()
+        heard(nobody)
+        room.send(nobody, line)
+        what = f"a user with no nickname sent {line!r}"
+        _expect(nobody, ["! send your nickname first"], what)
+        _silent(what, other)
+
+    return check_before_joining
+
+
 # -- 10.1 --------------------------------------------------------------------------
 
 
@@ -85,25 +115,6 @@ def _me_to_others(answer):
     for user in (bob, carol):
         _expect(user, ["* alice waves  happily"], what)
     _expect(alice, [], what)
-
-
-def _me_usage(answer):
-    room = _Room(answer)
-    alice, bob = room.users("alice", "bob")
-    for line in ["/me", "/me   "]:
-        room.send(alice, line)
-        _expect(alice, ["! usage: /me ACTION"], f"alice sent {line!r}")
-        _silent(f"alice sent {line!r}", bob)
-
-
-def _me_without_nick(answer):
-    room = _Room(answer)
-    (alice,) = room.users("alice")
-    nobody = room.connect()
-    heard(nobody)
-    room.send(nobody, "/me waves")
-    _expect(nobody, ["! send your nickname first"], "a user with no nickname sent '/me waves'")
-    _silent("a user with no nickname sent '/me waves'", alice)
 
 
 def _others_still_work(answer):
@@ -127,13 +138,13 @@ exercise(
     ),
     Check(
         "'/me' without an action: usage, to the sender only",
-        _me_usage,
+        _usage(["/me", "/me   "], "! usage: /me ACTION"),
         "the command gets its argument already stripped: check `if not action:` first and"
         " self.say('! usage: /me ACTION')",
     ),
     Check(
         "no nickname yet: an error to the sender, nothing to the room",
-        _me_without_nick,
+        _before_joining("/me waves", present="alice"),
         "self.nick is None until the user has joined: self.say('! send your nickname first')",
     ),
     Check(
@@ -161,25 +172,6 @@ def _msg_unknown(answer):
     room.send(alice, "/msg dave hello")
     _expect(alice, ["! no such user: dave"], "alice sent '/msg dave hello'")
     _silent("alice sent '/msg dave hello'", bob)
-
-
-def _msg_usage(answer):
-    room = _Room(answer)
-    alice, bob = room.users("alice", "bob")
-    for line in ["/msg bob", "/msg bob   ", "/msg"]:
-        room.send(alice, line)
-        _expect(alice, ["! usage: /msg NICK TEXT"], f"alice sent {line!r}")
-        _silent(f"alice sent {line!r}", bob)
-
-
-def _msg_without_nick(answer):
-    room = _Room(answer)
-    (bob,) = room.users("bob")
-    nobody = room.connect()
-    heard(nobody)
-    room.send(nobody, "/msg bob hi")
-    _expect(nobody, ["! send your nickname first"], "a user with no nickname sent '/msg bob hi'")
-    _silent("a user with no nickname sent '/msg bob hi'", bob)
 
 
 def _msg_after_rename(answer):
@@ -213,12 +205,12 @@ exercise(
     ),
     Check(
         "no text: usage, to the sender only",
-        _msg_usage,
+        _usage(["/msg bob", "/msg bob   ", "/msg"], "! usage: /msg NICK TEXT"),
         "after the partition, text.strip() is empty when there is nothing to send",
     ),
     Check(
         "no nickname yet: an error to the sender, nothing to anyone",
-        _msg_without_nick,
+        _before_joining("/msg bob hi", present="bob"),
         "self.nick is None until the user has joined: self.say('! send your nickname first')",
     ),
     Check(

@@ -21,6 +21,17 @@ def short_timeout(monkeypatch):
     monkeypatch.setattr(ch12, "TIMEOUT", 0.3)
 
 
+def sending_with(producer_class, streaming=False):
+    """An answer to 12.2 like the solution's send_slices, with another producer class."""
+
+    def answer(transport, data, size):
+        producer = producer_class(transport, data, size)
+        transport.registerProducer(producer, streaming)
+        return producer.done
+
+    return answer
+
+
 def test_stubs_fail_every_check():
     @implementer(IPushProducer)
     class StubNumbers(Protocol):
@@ -113,12 +124,7 @@ def test_one_big_write_fails():
         def __init__(self, consumer, data, size):
             super().__init__(consumer, data, len(data))  # wrong: everything in one write
 
-    def answer(transport, data, size):
-        producer = OneSlice(transport, data, size)
-        transport.registerProducer(producer, False)
-        return producer.done
-
-    report = check("12.2", answer)
+    report = check("12.2", sending_with(OneSlice))
     assert report.failed == {"a pull producer: one slice waiting at a time"}
     assert "up to 200000 bytes waited" in repr(report)
 
@@ -131,23 +137,13 @@ def test_forgetting_unregister_fails(short_timeout):
                 return
             super().resumeProducing()
 
-    def answer(transport, data, size):
-        producer = Forgetful(transport, data, size)
-        transport.registerProducer(producer, False)
-        return producer.done
-
-    report = check("12.2", answer)
+    report = check("12.2", sending_with(Forgetful))
     assert report.failed == {"the data arrives whole, and the connection can close"}
     assert "unregisterProducer() before firing" in repr(report)
 
 
 def test_registering_as_push_fails(short_timeout):
-    def answer(transport, data, size):
-        producer = _Slices(transport, data, size)
-        transport.registerProducer(producer, True)  # wrong: never asked for a chunk
-        return producer.done
-
-    report = check("12.2", answer)
+    report = check("12.2", sending_with(_Slices, streaming=True))  # wrong: never asked for a chunk
     assert {
         "the Deferred fires with len(data)",
         "the data arrives whole, and the connection can close",
@@ -160,12 +156,7 @@ def test_ignoring_stop_fails():
         def stopProducing(self):
             pass  # wrong: the Deferred never fires
 
-    def answer(transport, data, size):
-        producer = Deaf(transport, data, size)
-        transport.registerProducer(producer, False)
-        return producer.done
-
-    report = check("12.2", answer)
+    report = check("12.2", sending_with(Deaf))
     assert report.failed == {"a lost connection fails the Deferred"}
 
 

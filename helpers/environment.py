@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
-MIN_PYTHON = (3, 10)
+MIN_PYTHON = (3, 11)
 
 
 def pins(path: Path = REQUIREMENTS) -> dict[str, str]:
@@ -25,7 +25,7 @@ def problems(path: Path = REQUIREMENTS, python=sys.version_info) -> list[str]:
     """What differs from the pinned environment; empty when all is as pinned."""
     found = []
     if tuple(python[:2]) < MIN_PYTHON:
-        found.append(f"Python {python[0]}.{python[1]} is too old: the series needs 3.10+")
+        found.append(f"Python {python[0]}.{python[1]} is too old: the series needs 3.11+")
     for name, wanted in pins(path).items():
         try:
             installed = metadata.version(name)
@@ -45,4 +45,4 @@ def check_environment(path: Path = REQUIREMENTS) -> None:
         print("\n".join(f"  - {p}" for p in found))
         print("Fix: run `make lab` from the repository root (it builds .venv for you).")
     else:
-        print("Python is 3.10+ and every package matches its pin in requirements.txt.")
+        print("Python is 3.11+ and every package matches its pin in requirements.txt.")

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from .events import EventLog
 
 
 @dataclass(frozen=True)
 class LoggedError:
-    """One error event: Twisted's message and, if a failure came with it, its exception."""
+    """One error event: Twisted's message and, if a failure came with it, its exception
+    and the function outside Twisted that raised it (`where`)."""
 
     message: str
     error: str | None
+    where: str | None = field(default=None, compare=False)
 
     def __str__(self):
         return " -> ".join(part for part in (self.message, self.error) if part)
@@ -34,13 +37,22 @@ def _is_error(event) -> bool:
     return event.get("log_level") in (LogLevel.error, LogLevel.critical)
 
 
+def _raised_in(failure) -> str | None:
+    """The innermost function of the failure's traceback that is not Twisted's own."""
+    import twisted
+
+    twisted_dir = str(Path(twisted.__file__).parent)
+    names = [name for name, path, *_ in failure.frames if not path.startswith(twisted_dir)]
+    return names[-1] if names else None
+
+
 def _describe(event) -> LoggedError:
     from twisted.logger import formatEvent
 
     failure = event.get("log_failure") or event.get("failure")  # new-style or legacy
     error = f"{failure.type.__name__}: {failure.getErrorMessage()}" if failure else None
     lines = (formatEvent(event) or "").splitlines()
-    return LoggedError(lines[0] if lines else "", error)
+    return LoggedError(lines[0] if lines else "", error, _raised_in(failure) if failure else None)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""The exercise checker itself, and every reference solution through it."""
+"""The exercise framework (what a reader sees, before and after an attempt), and every
+reference solution through its checker."""
 
 import importlib
 import json
@@ -7,76 +8,207 @@ import time
 from pathlib import Path
 
 import pytest
+from twisted.internet import defer, protocol
 
-from helpers import check
-from helpers.exercises import Check, exercise, get
+from helpers import serve
+from helpers.exercises import check, exercise, fail, get, observation, require
+from helpers.exercises.wire import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION_MODULES = sorted(p.stem for p in (ROOT / "solutions").glob("ch[0-9][0-9].py"))
 
-
-# (raise, not assert: pytest rewrites asserts in test modules, not in helpers/)
-def _must_be_positive(answer):
-    if not answer > 0:
-        raise AssertionError(f"expected a positive number, got {answer!r}")
+EVEN = exercise("99.1", "an even number")
 
 
-def _must_be_even(answer):
-    if answer % 2:
-        raise AssertionError(f"{answer} is odd")
+@EVEN.check("positive", "the number is above zero", hint="Think of the number line.")
+def _positive(answer):
+    n = answer()
+    require(n > 0, f"your function returned {n}")
 
 
-exercise(
-    "99.9", "a test exercise",
-    Check("positive", _must_be_positive, "Numbers above zero."),
-    Check("even", _must_be_even, "Try 2."),
-)
+@EVEN.check("even", "the number is even", hint="Look at the last digit.")
+def _even(answer):
+    n = answer()
+    require(n % 2 == 0, f"your function returned {n}, which is odd")
+
+
+def stub():
+    raise NotImplementedError("your code here")
 
 
 def test_a_right_answer_passes_every_check():
-    report = check("99.9", 4)
-    assert report.passed and bool(report)
+    report = check("99.1", lambda: 4)
+    assert report.passed and bool(report) and report.attempted
+    assert report.failed == set()
     assert repr(report) == (
-        "Exercise 99.9 (a test exercise): 2 of 2 checks passed\n"
-        "  PASS  positive\n"
-        "  PASS  even\n"
+        "Exercise 99.1 · an even number: 2 of 2 checks passed\n"
+        "  PASS  the number is above zero\n"
+        "  PASS  the number is even\n"
         "  All checks pass. Well done."
     )
 
 
-def test_a_wrong_answer_fails_with_what_was_got_and_a_hint():
-    report = check("99.9", 3)
-    assert not report.passed
-    assert [r.passed for r in report.results] == [True, False]
+def test_a_stub_is_not_attempted_and_shows_no_hint():
+    report = check("99.1", stub)
+    assert not report.passed and not report.attempted
+    assert report.failed == {"positive", "even"}
     assert repr(report) == (
-        "Exercise 99.9 (a test exercise): 1 of 2 checks passed\n"
-        "  PASS  positive\n"
-        "  FAIL  even\n"
-        "        got:  3 is odd\n"
-        "        hint: Try 2."
+        "Exercise 99.1 · an even number: not attempted yet (`stub` still raises"
+        " NotImplementedError).\nWrite it in the cell above, run that cell, then run this one"
+        " again."
+    )
+    assert "hint" not in repr(report) and "number line" not in repr(report)
+
+
+def test_after_an_attempt_only_the_failed_checks_show_what_happened_and_a_hint():
+    report = check("99.1", lambda: 3)
+    assert report.attempted and report.failed == {"even"}
+    assert repr(report) == (
+        "Exercise 99.1 · an even number: 1 of 2 checks passed\n"
+        "  PASS  the number is above zero\n"
+        "  FAIL  the number is even\n"
+        "        what happened: your function returned 3, which is odd\n"
+        "        hint: Look at the last digit."
     )
 
 
-def test_an_answer_that_raises_is_reported_not_propagated():
-    report = check("99.9", "text")
-    assert not report.passed
-    assert "TypeError" in report.results[0].error
+def test_an_answer_that_raises_is_reported_with_its_exception():
+    def broken():
+        return int("x")
+
+    report = check("99.1", broken)
+    assert report.attempted
+    assert report.results[0].error == (
+        "your code raised ValueError: invalid literal for int() with base 10: 'x'"
+    )
+
+
+def test_a_partly_written_answer_is_attempted_and_the_unwritten_part_is_named():
+    answers = iter([2])
+
+    def half():  # returns once, then is "not written yet"
+        for n in answers:
+            return n
+        raise NotImplementedError
+
+    report = check("99.1", half)
+    assert report.attempted and report.failed == {"even"}
+    assert "still raises NotImplementedError here" in repr(report)
+    assert "hint: Look at the last digit." in repr(report)
 
 
 def test_a_check_that_hangs_is_cut_off():
-    def hang(answer):
+    hangs = exercise("99.2", "hangs")
+
+    @hangs.check("returns", "returns", hint="Do not wait forever.")
+    def _wait(answer):
         time.sleep(answer)
 
-    exercise("99.8", "hangs", Check("returns", hang, "Do not wait forever."))
     start = time.monotonic()
-    report = check("99.8", 3, timeout=0.1)
+    report = check("99.2", 3, timeout=0.1)
     assert time.monotonic() - start < 1
-    assert report.results[0].error == "did not finish within 0.1 s"
+    assert report.results[0].error == (
+        "the check was still waiting after 0.1 s (is your code blocked?)"
+    )
+
+
+def test_a_check_key_is_unique():
+    ex = exercise("99.3", "keys")
+    ex.check("one", "one", hint="")(lambda answer: None)
+    with pytest.raises(ValueError, match="already has a check 'one'"):
+        ex.check("one", "again", hint="")
+
+
+def test_an_observation_is_made_once_per_check_call_and_its_error_shared():
+    calls = []
+
+    @observation
+    def session(answer):
+        calls.append(answer)
+        if answer == "bad":
+            raise ValueError("the session broke")
+        return len(calls)
+
+    shared = exercise("99.4", "observed")
+    for key in ("a", "b"):
+        shared.check(key, key, hint="")(lambda answer: require(session(answer) == 1, "again"))
+    assert check("99.4", "good").passed
+    assert calls == ["good"]
+    report = check("99.4", "bad")
+    assert calls == ["good", "bad"]
+    broke = "your code raised ValueError: the session broke"
+    assert [r.error for r in report.results] == [broke, broke]
+
+
+class Echo(protocol.Protocol):
+    def dataReceived(self, data):
+        self.transport.write(data)
+
+
+class Faulty(protocol.Protocol):
+    def dataReceived(self, data):
+        raise ValueError(f"cannot handle {data!r}")
+
+
+class Unwritten(protocol.Protocol):
+    def dataReceived(self, data):
+        raise NotImplementedError("your code here")
+
+
+LOGGED = exercise("99.5", "a server that answers")
+
+
+@LOGGED.check("answers", "answers a line", hint="Write back what you read.")
+def _answers(protocol_class):
+    with serve("check-99.5", protocol.Factory.forProtocol(protocol_class)) as server, \
+            Client(server.port, timeout=0.5) as client:
+        client.send(b"hi\n")
+        got = client.read_until(b"\n")
+        require(got.data == b"hi\n", f"after b'hi\\n' the client {got}")
+
+
+def test_an_error_twisted_logs_is_the_cause_shown():
+    report = check("99.5", Faulty)
+    assert report.failed == {"answers"}
+    text = repr(report)
+    assert "what happened: after b'hi\\n' the client got nothing, then the connection" in text
+    assert "Twisted logged: ValueError: cannot handle b'hi\\n' (raised in dataReceived)" in text
+
+
+def test_a_check_that_passes_but_makes_twisted_log_an_error_fails():
+    def loses_a_failure(answer):
+        d = defer.Deferred()
+        d.errback(KeyError("nobody looked"))
+        del d
+
+    exercise("99.6", "quiet").check("no-errors", "logs nothing", hint="Handle it.")(
+        loses_a_failure)
+    report = check("99.6", None)
+    assert report.failed == {"no-errors"}
+    assert "Twisted logged an error while this check ran" in repr(report)
+    assert "Twisted logged: KeyError: 'nobody looked'" in repr(report)
+
+
+def test_a_stub_protocol_whose_error_twisted_logs_is_not_attempted():
+    report = check("99.5", Unwritten)
+    assert not report.attempted and report.failed == {"answers"}
+
+
+def test_a_working_server_passes():
+    assert check("99.5", Echo).passed
 
 
 def test_unknown_exercise_names_the_known_ones():
     with pytest.raises(KeyError, match="no exercise '42.1'"):
         get("42.1")
+
+
+def test_fail_and_require_raise_assertion_errors_even_under_dash_o():
+    with pytest.raises(AssertionError, match="said so"):
+        fail("said so")
+    with pytest.raises(AssertionError, match="not true"):
+        require(False, "not true")
+    require(True, "never raised")
 
 
 @pytest.mark.parametrize("module", SOLUTION_MODULES)

@@ -47,6 +47,7 @@ def test_an_exception_in_a_protocol_callback_is_collected_with_its_error():
         server.stop()
     assert [e.error for e in errors] == ["ValueError: cannot handle b'hi'"]
     assert errors[0].message == "Unhandled Error"
+    assert errors[0].where == "dataReceived"  # the reader's method, not Twisted's caller
 
 
 def test_info_messages_are_not_collected():

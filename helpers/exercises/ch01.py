@@ -16,7 +16,7 @@ import warnings
 
 from ..events import EventLog
 from ..servers import serve_socket
-from . import Check, exercise, run_answer
+from .legacy import Check, exercise, run_answer
 
 TIMEOUT = 1.0  # every blocking call in these checks gives up after this long
 REPLY_TIMEOUT = 0.5  # how long a client waits for a reply on loopback

@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 
-from . import Check, exercise
+from .legacy import Check, exercise
 
 # -- 02.1 -----------------------------------------------------------------
 

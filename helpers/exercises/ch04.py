@@ -21,7 +21,7 @@ import threading
 import time
 
 from ..servers import serve_socket
-from . import Check, exercise
+from .legacy import Check, exercise
 
 TIMEOUT = 1.0  # the longest any single wait in these checks lasts
 REPLY = 0.3  # how long a client waits for a reply that must come (loopback: < 1 ms)

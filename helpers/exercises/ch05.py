@@ -1,12 +1,12 @@
 """Checks for chapter 05 (the Twisted reactor).
 
-05.1 countdown(clock, n, say) -> Deferred   -- callLater on the clock it is given
+05.1 countdown(clock, n, say) -> Deferred      -- callLater on the clock it is given
 05.2 heartbeat(clock, interval, send) -> stop  -- a beat per interval, no drift
-05.3 call_with_timeout(fn, timeout)         -- run fn in the reactor thread, wait
+05.3 call_with_timeout(fn, timeout)            -- run fn in the reactor thread, wait
 
-05.1 and 05.2 run against a `twisted.internet.task.Clock`, so they take no real
-time and their timelines are exact. 05.3 runs against the notebook's real reactor
-thread; every wait there has a timeout, and an answer that blocks is released.
+05.1 and 05.2 run against a `task.Clock`, so they take no real time and their timelines
+are exact. 05.3 runs against the notebook's real reactor thread; every wait there has a
+deadline, and an answer that blocks is released.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import threading
 
 from .. import reactor as _reactor
-from . import Check, exercise, run_answer
+from . import Watch, exercise, fail, require, run_answer
 
-TIMEOUT = 2.0  # the longest any check here waits for the reader's code
+TIMEOUT = 2.0  # the longest a check of 05.3 waits for the reader's function
 
 
 def _clock():
@@ -29,151 +29,140 @@ def _pending(clock):
     return sorted(round(c.getTime(), 6) for c in clock.getDelayedCalls())
 
 
-def _watch(d):
-    """Record what a Deferred fires with; `_state(seen)` reads it."""
-    seen = []
-    d.addBoth(seen.append)  # also consumes a failure, so it is never logged as unhandled
-    return seen
-
-
-def _state(seen):
-    """('pending',), ('result', value) or ('failure', exception type name)."""
-    from twisted.python.failure import Failure
-
-    if not seen:
-        return ("pending",)
-    if isinstance(seen[0], Failure):
-        return ("failure", seen[0].type.__name__)
-    return ("result", seen[0])
-
-
 # -- 05.1 -------------------------------------------------------------------
 
+countdown = exercise("05.1", "A countdown with callLater")
 
-def _start_countdown(fn, n):
+
+def _start_countdown(fn, n, clock=None):
     from twisted.internet import defer
 
-    clock, said = _clock(), []
+    clock, said = clock or _clock(), []
     d = fn(clock, n, lambda value: said.append((clock.seconds(), value)))
-    assert isinstance(d, defer.Deferred), (
-        f"countdown returned {type(d).__name__}, expected a Deferred"
-    )
-    assert said == [], f"at t=0 (before any time passed) say() was already called: {said}"
-    assert clock.getDelayedCalls(), (
-        "nothing was scheduled on the clock you were given (clock.getDelayedCalls() is empty)"
-    )
-    return clock, said, _watch(d), d
+    require(isinstance(d, defer.Deferred),
+            f"countdown(clock, {n}, say) returned {d!r}, expected a Deferred")
+    require(said == [], f"say() was called at t=0, before any time passed: {said}")
+    require(clock.getDelayedCalls(), "nothing was scheduled on the clock passed to countdown"
+            " (clock.getDelayedCalls() is empty)")
+    return clock, said, d
 
 
+@countdown.check("counts-down", "say(3), say(2), say(1) at t = 1, 2, 3",
+                 hint="Each delay counts from now: the first call is one second away, not"
+                      " immediate, and the values go down.")
 def _counts_down(fn):
-    clock, said, _, _ = _start_countdown(fn, 3)
+    clock, said, _ = _start_countdown(fn, 3)
+    clock.advance(0)  # runs what was scheduled with no delay
+    require(said == [], f"say() was called at once, at t=0: {said}")
     clock.advance(0.999)
-    assert said == [], f"say() was called before t=1: {said}"
-    clock.pump([0.001] + [1] * 2)
+    require(said == [], f"say() was called before t=1: {said}")
+    clock.pump([0.001, 1, 1])
     expected = [(1.0, 3), (2.0, 2), (3.0, 1)]
-    assert said == expected, f"say() calls as (time, value): got {said}, expected {expected}"
+    require(said == expected, f"say() calls as (time, value): {said}, expected {expected}")
 
 
+@countdown.check("lifts-off", "the Deferred fires with 'liftoff' one second after say(1)",
+                 hint="The Deferred is yours to fire: schedule that too, one second after"
+                      " the last say().")
 def _lifts_off(fn):
     for n in (3, 1):
-        clock, said, seen, _ = _start_countdown(fn, n)
+        clock, _, d = _start_countdown(fn, n)
+        watch = Watch(d)
         clock.advance(n + 0.999)
-        state = _state(seen)
-        assert state == ("pending",), f"n={n}: at t={n + 0.999:g} the Deferred was {state}"
+        require(not watch.fired, f"n={n}: at t={n + 0.999:g} the Deferred {watch.outcome},"
+                f" but liftoff is due at t={n + 1}")
         clock.advance(0.001)
-        state = _state(seen)
-        assert state == ("result", "liftoff"), (
-            f"n={n}: at t={n + 1} the Deferred was {state}, expected ('result', 'liftoff')"
-        )
-        assert clock.getDelayedCalls() == [], (
-            f"n={n}: still scheduled after liftoff: {_pending(clock)}"
-        )
+        require(watch.outcome.kind == "fired" and watch.outcome.value == "liftoff",
+                f"n={n}: at t={n + 1} the Deferred {watch.outcome}, expected it to fire"
+                " with 'liftoff'")
+        require(not clock.getDelayedCalls(),
+                f"n={n}: calls still scheduled after liftoff, at t={_pending(clock)}")
 
 
+@countdown.check("cancel-stops", "cancelling the Deferred stops that countdown, and only it",
+                 hint="A Deferred can be given a function to call when it is cancelled;"
+                      " that function must undo what countdown scheduled, and nothing else.")
 def _cancel_stops(fn):
-    clock, said, seen, d = _start_countdown(fn, 5)
+    clock = _clock()
+    _, said, d = _start_countdown(fn, 5, clock)
+    _, other, other_d = _start_countdown(fn, 4, clock)
+    watch, other_watch = Watch(d), Watch(other_d)
     clock.advance(2.5)
     d.cancel()
-    state = _state(seen)
-    assert state == ("failure", "CancelledError"), (
-        f"after d.cancel() the Deferred was {state}, expected ('failure', 'CancelledError')"
-    )
+    require(watch.outcome.kind == "failed" and watch.outcome.is_error(_cancelled()),
+            f"after d.cancel() the Deferred {watch.outcome}, expected it to fail with"
+            " CancelledError")
     before = list(said)
     clock.advance(10)
-    assert said == before, f"say() was called after cancel(): {said[len(before):]}"
-    assert clock.getDelayedCalls() == [], (
-        f"cancel() left calls scheduled at t={_pending(clock)}"
-    )
+    require(said == before, f"say() was called after cancel(): {said[len(before):]}")
+    require([v for _, v in other] == [4, 3, 2, 1] and other_watch.outcome.value == "liftoff",
+            f"a second countdown(clock, 4, say), on the same clock, said {other} and its"
+            f" Deferred {other_watch.outcome}: cancelling one countdown stopped another")
+    require(not clock.getDelayedCalls(), f"cancel() left calls scheduled at t={_pending(clock)}")
 
 
-exercise(
-    "05.1",
-    "A countdown with callLater",
-    Check(
-        "say(3), say(2), say(1) at t = 1, 2, 3",
-        _counts_down,
-        "clock.callLater(delay, say, value): the first one second from now, not at once",
-    ),
-    Check(
-        "the Deferred fires with 'liftoff' one second after say(1)",
-        _lifts_off,
-        "create a Deferred, and schedule d.callback('liftoff') at n + 1 seconds",
-    ),
-    Check(
-        "cancelling the Deferred cancels every pending call",
-        _cancel_stops,
-        "Deferred(canceller): the canceller gets the Deferred; cancel each DelayedCall that"
-        " is still .active()",
-    ),
-)
+def _cancelled():
+    from twisted.internet.defer import CancelledError
+
+    return CancelledError
+
 
 # -- 05.2 -------------------------------------------------------------------
+
+heartbeat = exercise("05.2", "A heartbeat that does not drift")
 
 
 def _start_heartbeat(fn, clock, interval, beats):
     stop = fn(clock, interval, lambda: beats.append(round(clock.seconds(), 6)))
-    assert callable(stop), f"heartbeat returned {stop!r}, expected a function that stops it"
+    require(callable(stop), f"heartbeat returned {stop!r}, expected a function that stops it")
     return stop
 
 
+@heartbeat.check("on-the-grid", "a beat at once, then one per interval",
+                 hint="Twisted's task module has a helper for calling something repeatedly;"
+                      " it can run on any clock and can make its first call at once.")
 def _on_the_grid(fn):
     clock, beats = _clock(), []
     _start_heartbeat(fn, clock, 1.0, beats)
-    assert beats == [0.0], f"right after heartbeat(): beats at {beats}, expected [0.0] (at once)"
+    require(beats == [0.0], f"right after heartbeat(): beats at {beats}, expected [0.0]")
     clock.pump([0.5] * 6)
-    assert beats == [0.0, 1.0, 2.0, 3.0], (
-        f"advancing 0.5 s at a time to t=3: beats at {beats}, expected [0.0, 1.0, 2.0, 3.0]"
-    )
+    require(beats == [0.0, 1.0, 2.0, 3.0],
+            f"advancing 0.5 s at a time to t=3: beats at {beats}, expected [0.0, 1.0, 2.0, 3.0]")
 
 
+@heartbeat.check("no-drift", "after a late wake-up: one beat, then back on the grid",
+                 hint="Scheduling each beat one interval after the previous one drifts, and"
+                      " replaying missed beats sends a burst; schedule from the start time.")
 def _no_drift(fn):
     clock, beats = _clock(), []
     _start_heartbeat(fn, clock, 1.0, beats)
     clock.pump([1, 1, 1])
     clock.advance(2.5)  # as if the reactor thread had been blocked for 2.5 s
     late = [t for t in beats if t > 3]
-    assert late == [5.5], (
-        f"the clock jumped from t=3 to t=5.5: beats after t=3 at {late}, expected [5.5]"
-        " (one late beat; the missed ones at 4 and 5 skipped, not sent in a burst)"
-    )
+    require(late == [5.5], f"the clock jumped from t=3 to t=5.5: beats after t=3 at {late},"
+            " expected [5.5] (one late beat; the missed ones at 4 and 5 skipped)")
     clock.pump([0.5, 0.5, 0.5])
     expected = [0.0, 1.0, 2.0, 3.0, 5.5, 6.0, 7.0]
-    assert beats == expected, (
-        f"beats at {beats}, expected {expected}: after a late beat the next one is back on"
-        " the grid (6.0), not one interval after the late one (6.5)"
-    )
+    require(beats == expected, f"beats at {beats}, expected {expected}: after the late beat"
+            " the next one is back on the grid (6.0), not one interval later (6.5)")
 
 
+@heartbeat.check("stops", "stop() stops it and leaves nothing scheduled",
+                 hint="Return something that stops the repetition when called, not what"
+                      " starting it returned.")
 def _stops(fn):
     clock, beats = _clock(), []
     stop = _start_heartbeat(fn, clock, 1.0, beats)
     clock.pump([1, 1])
     stop()
     clock.advance(10)
-    assert beats == [0.0, 1.0, 2.0], f"stopped at t=2, beats at {beats}, expected [0.0, 1.0, 2.0]"
-    assert clock.getDelayedCalls() == [], f"after stop() still scheduled: {_pending(clock)}"
+    require(beats == [0.0, 1.0, 2.0], f"stopped at t=2, beats at {beats}, expected [0.0, 1.0, 2.0]")
+    require(not clock.getDelayedCalls(), f"after stop() still scheduled at t={_pending(clock)}")
 
 
+@heartbeat.check("independent", "two heartbeats on one clock are independent",
+                 hint="Keep each heartbeat's state in that call of heartbeat(), not in"
+                      " something shared between calls.")
 def _independent(fn):
     clock, fast, slow = _clock(), [], []
     stop_fast = _start_heartbeat(fn, clock, 1.0, fast)
@@ -181,150 +170,95 @@ def _independent(fn):
     clock.pump([0.5] * 4)
     stop_fast()
     clock.pump([0.5] * 6)
-    assert fast == [0.0, 1.0, 2.0], f"heartbeat every 1 s, stopped at t=2: beats at {fast}"
-    assert slow == [0.0, 1.5, 3.0, 4.5], (
-        f"a second heartbeat every 1.5 s on the same clock: beats at {slow},"
-        " expected [0.0, 1.5, 3.0, 4.5]"
-    )
+    require(fast == [0.0, 1.0, 2.0], f"a heartbeat every 1 s, stopped at t=2: beats at {fast}")
+    require(slow == [0.0, 1.5, 3.0, 4.5], f"a second heartbeat every 1.5 s on the same clock:"
+            f" beats at {slow}, expected [0.0, 1.5, 3.0, 4.5]")
 
-
-exercise(
-    "05.2",
-    "A heartbeat that does not drift",
-    Check(
-        "a beat at once, then one per interval",
-        _on_the_grid,
-        "task.LoopingCall(send) with loop.clock = clock; loop.start(interval, now=True)",
-    ),
-    Check(
-        "after a late wake-up: one beat, then back on the grid",
-        _no_drift,
-        "a chain of callLater(interval) drifts and a catch-up loop bursts; LoopingCall"
-        " schedules from its start time and skips missed intervals",
-    ),
-    Check(
-        "stop() stops it and leaves nothing scheduled",
-        _stops,
-        "return loop.stop (the bound method), not the Deferred that loop.start() returns",
-    ),
-    Check(
-        "two heartbeats on one clock are independent",
-        _independent,
-        "keep each heartbeat's state in its own LoopingCall, not in a global",
-    ),
-)
 
 # -- 05.3 -------------------------------------------------------------------
 
+with_timeout = exercise("05.3", "call_with_timeout with callFromThread and threading.Event")
 
-def _run_answer(fn, job, timeout, release=None):
-    """Run the answer fn(job, timeout): ('ok', value, seconds) or ('raised', exc, seconds)."""
+
+def _call(fn, job, timeout=1.0, release=None):
     return run_answer(fn, job, timeout, limit=TIMEOUT, release=release,
                       what=f"call_with_timeout(fn, {timeout:g})")
 
 
 def _expect_value(fn, job, expected, what):
-    kind, value, _ = _run_answer(fn, job, 1.0)
-    if kind == "raised":
-        raise AssertionError(f"{what}: raised {type(value).__name__}: {value}") from None
-    assert value == expected, f"{what}: returned {value!r}, expected {expected!r}"
+    outcome = _call(fn, job)
+    require(outcome.kind == "returned" and outcome.value == expected,
+            f"{what}: call_with_timeout {outcome}, expected it to return {expected!r}")
 
 
 def _expect_raise(fn, job, exc_type, what):
-    kind, value, _ = _run_answer(fn, job, 1.0)
-    if kind == "ok":
-        raise AssertionError(f"{what}: returned {value!r}, expected {exc_type.__name__}")
-    assert isinstance(value, exc_type), (
-        f"{what}: raised {type(value).__name__}: {value}, expected {exc_type.__name__}"
-    )
+    outcome = _call(fn, job)
+    require(outcome.is_error(exc_type),
+            f"{what}: call_with_timeout {outcome}, expected it to raise {exc_type.__name__}")
 
 
+@with_timeout.check("in-reactor", "returns fn's result, computed in the reactor thread",
+                    hint="callFromThread only schedules: the calling thread must wait until the"
+                         " reactor thread has run fn and handed the result over.")
 def _returns_in_reactor_thread(fn):
     _reactor.start()
-    _expect_value(
-        fn,
-        lambda: threading.current_thread().name,
-        "CrochetReactor",
-        "fn = lambda: threading.current_thread().name",
-    )
+    _expect_value(fn, lambda: threading.current_thread().name, "CrochetReactor",
+                  "fn = lambda: threading.current_thread().name")
     _expect_value(fn, lambda: [1, 2, 3], [1, 2, 3], "fn = lambda: [1, 2, 3]")
 
 
+@with_timeout.check("raises", "raises the exception fn raised",
+                    hint="An exception in the reactor thread does not reach the caller by"
+                         " itself: catch it there, hand it over, raise it in the caller.")
 def _raises_what_fn_raises(fn):
     _reactor.start()
     _expect_raise(fn, lambda: 1 / 0, ZeroDivisionError, "fn = lambda: 1 / 0")
 
 
+@with_timeout.check("waits-for-deferreds", "waits for a Deferred that fn returns",
+                    hint="When fn returns a Deferred, the result is what the Deferred fires"
+                         " with, later: set the Event from a callback on it.")
 def _waits_for_deferreds(fn):
     from twisted.internet import defer, task
 
     reactor = _reactor.start()
-    _expect_value(
-        fn,
-        lambda: task.deferLater(reactor, 0.05, lambda: "fired"),
-        "fired",
-        "fn returns a Deferred that fires with 'fired' after 0.05 s",
-    )
-    _expect_raise(
-        fn,
-        lambda: defer.fail(KeyError("missing")),
-        KeyError,
-        "fn returns a Deferred that fails with KeyError",
-    )
+    _expect_value(fn, lambda: task.deferLater(reactor, 0.05, lambda: "fired"), "fired",
+                  "fn returns a Deferred that fires with 'fired' after 0.05 s")
+    _expect_raise(fn, lambda: defer.fail(KeyError("missing")), KeyError,
+                  "fn returns a Deferred that fails with KeyError")
 
 
+@with_timeout.check("times-out", "raises TimeoutError after `timeout` and cancels the"
+                    " Deferred in the reactor thread",
+                    hint="Wait with a timeout; when it runs out, the Deferred still belongs to"
+                         " the reactor thread, so ask that thread to cancel it.")
 def _times_out_and_cancels(fn):
     from twisted.internet import defer
 
     _reactor.start()
-    made, cancelled = [], threading.Event()
+    made, cancelled_in = [], []
+    cancelled = threading.Event()
 
     def never():
-        d = defer.Deferred(lambda d: cancelled.set())
-        made.append(d)
-        return d
+        def canceller(d):
+            cancelled_in.append(threading.current_thread().name)
+            cancelled.set()
+
+        made.append(defer.Deferred(canceller))
+        return made[-1]
 
     def release():  # fire the Deferred, so an answer without a timeout can return
         if made and not made[0].called:
             _reactor.call(made[0].callback, None)
 
-    kind, value, seconds = _run_answer(fn, never, 0.2, release=release)
-    if kind == "ok":
-        raise AssertionError(
-            f"fn returns a Deferred that never fires: returned {value!r}, expected TimeoutError"
-        )
-    assert isinstance(value, TimeoutError), (
-        f"fn returns a Deferred that never fires: raised {type(value).__name__}: {value},"
-        " expected TimeoutError"
-    )
-    assert seconds >= 0.15, f"TimeoutError after {seconds:.2f} s, but the timeout was 0.2 s"
-    assert cancelled.wait(TIMEOUT / 2), (
-        "TimeoutError was raised, but the Deferred was never cancelled"
-    )
-
-
-exercise(
-    "05.3",
-    "call_with_timeout with callFromThread and threading.Event",
-    Check(
-        "returns fn's result, computed in the reactor thread",
-        _returns_in_reactor_thread,
-        "reactor.callFromThread(run); run() stores fn()'s result and sets a threading.Event",
-    ),
-    Check(
-        "raises the exception fn raised",
-        _raises_what_fn_raises,
-        "defer.maybeDeferred(fn) turns an exception into a failed Deferred; raise"
-        " failure.value in the caller",
-    ),
-    Check(
-        "waits for a Deferred that fn returns",
-        _waits_for_deferreds,
-        "d.addBoth(store_and_set): the Event is set when the Deferred fires, not when fn returns",
-    ),
-    Check(
-        "raises TimeoutError after `timeout` and cancels the Deferred",
-        _times_out_and_cancels,
-        "if not event.wait(timeout): reactor.callFromThread(d.cancel), then raise TimeoutError",
-    ),
-)
+    outcome = _call(fn, never, 0.2, release=release)
+    what = "fn returns a Deferred that never fires, timeout=0.2"
+    require(outcome.is_error(TimeoutError),
+            f"{what}: call_with_timeout {outcome}, expected it to raise TimeoutError")
+    require(outcome.seconds >= 0.15,
+            f"{what}: TimeoutError after {outcome.seconds:.2f} s, before the timeout was up")
+    if not cancelled.wait(TIMEOUT / 2):
+        fail(f"{what}: TimeoutError was raised, but the Deferred was never cancelled")
+    require(cancelled_in == ["CrochetReactor"],
+            f"{what}: the Deferred was cancelled in thread {cancelled_in[0]!r}, not in the"
+            " reactor thread: Deferreds are not thread-safe")

@@ -23,7 +23,7 @@ import socket
 
 from ..events import EventLog, EventTimeout
 from ..servers import serve
-from . import Check, exercise
+from .legacy import Check, exercise
 
 TIMEOUT = 2.0
 CALLBACKS = (

@@ -26,7 +26,7 @@ import socket
 from .. import reactor as _reactor
 from ..events import EventLog, EventTimeout
 from ..servers import serve
-from . import Check, exercise
+from .legacy import Check, exercise
 
 TIMEOUT = 2.0  # the longest any check waits for one of the reader's Deferreds
 _TIMED_OUT = object()

@@ -16,7 +16,7 @@ import socket
 from .. import reactor as _reactor
 from ..servers import serve
 from ..twisted_log import logged_errors
-from . import Check, exercise
+from .legacy import Check, exercise
 
 TIMEOUT = 1.0  # the longest a check waits for a reply that should come at once
 CLOSE_TIMEOUT = 0.5  # how long a connection may stay open after the last expected byte

@@ -16,7 +16,7 @@ import functools
 from pathlib import Path
 
 from ..notebook_code import load
-from . import Check, exercise
+from .legacy import Check, exercise
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "10_chat_server.ipynb"
 

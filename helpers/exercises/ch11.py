@@ -18,7 +18,7 @@ and no waiting, so a wrong answer fails at once.
 
 from __future__ import annotations
 
-from . import Check, exercise
+from .legacy import Check, exercise
 
 LOGIN_TIMEOUT, IDLE_TIMEOUT = 1.0, 4.0
 LOGIN_GOODBYE, IDLE_GOODBYE = b"login timeout\n", b"idle timeout\n"

@@ -31,7 +31,7 @@ from .. import reactor as _reactor
 from ..events import EventLog, EventTimeout
 from ..servers import serve
 from ..twisted_log import logged_errors
-from . import Check, exercise
+from .legacy import Check, exercise
 
 TIMEOUT = 2.0  # the longest a session waits for the transfer to end
 KERNEL_BUFFER = 64 * 1024  # SO_SNDBUF / SO_RCVBUF, as in the chapter

@@ -22,7 +22,7 @@ import socket
 
 from .. import reactor as _reactor
 from ..events import EventLog, EventTimeout
-from . import Check, exercise
+from .legacy import Check, exercise
 
 REPLY_TIMEOUT = 0.5  # how long 13.1 waits for a reply the answer has already sent
 

@@ -1,0 +1,162 @@
+"""Running the reader's code with a deadline, and saying what it did.
+
+Every way a check runs the reader's code ends in an `Outcome`, which describes itself
+in one vocabulary: "returned 3", "raised ValueError: bad", "fired with 'x'", "failed
+with ConnectionRefusedError: ...", "had not fired after 2 s".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from .framework import describe_error, fail, note_raised
+
+
+def show(value, limit: int = 80) -> str:
+    """repr(value), shortened in the middle when long (bytes and str say their length)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value):,} {'bytes' if isinstance(value, bytes) else 'chars'})" \
+        if isinstance(value, (bytes, str)) else ""
+    return f"{text[: limit // 2]}...{text[-limit // 4:]}{size}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a piece of the reader's code did.
+
+    kind: "returned" or "raised" (a call), "fired", "failed" or "pending" (a Deferred).
+    """
+
+    kind: str
+    value: object = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.kind in ("returned", "fired")
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.value if self.kind in ("raised", "failed") else None
+
+    def is_error(self, exc_type) -> bool:
+        """True if it raised or failed with an instance of `exc_type`."""
+        return isinstance(self.error, exc_type)
+
+    def __str__(self):
+        if self.kind == "returned":
+            return f"returned {show(self.value)}"
+        if self.kind == "fired":
+            return f"fired with {show(self.value)}"
+        if self.kind in ("raised", "failed"):
+            verb = "raised" if self.kind == "raised" else "failed with"
+            return f"{verb} {describe_error(self.value)}"
+        if self.kind == "pending":
+            return f"had not fired after {self.seconds:g} s" if self.seconds else "had not fired"
+        return f"{self.kind} {show(self.value)}"
+
+
+def run_answer(fn, *args, limit: float = 1.0, release=None, what: str = "your function"):
+    """Run the reader's ``fn(*args)`` in a thread for at most `limit` seconds: an Outcome.
+
+    If fn is still running after `limit`, calls ``release()`` (which unblocks it: closes
+    the socket it waits on, fires the event it waits for) and fails the check, saying so.
+    """
+    box = []
+
+    def target():
+        start = time.monotonic()
+        try:
+            box.append(Outcome("returned", fn(*args), time.monotonic() - start))
+        except BaseException as exc:  # reported by the check, never printed
+            note_raised(exc)
+            box.append(Outcome("raised", exc, time.monotonic() - start))
+
+    worker = threading.Thread(target=target, name="helpers-check-answer", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        if release is not None:
+            release()
+            worker.join(limit)
+        fail(f"{what} was still running after {limit:g} s")
+    return box[0]
+
+
+class Watch:
+    """What a Deferred fires with, read at any time (`.outcome`).
+
+    Adds a callback that keeps the result and returns None, so a failure is consumed
+    (never logged as unhandled) and later callbacks of that Deferred see None.
+    """
+
+    def __init__(self, d):
+        self._seen: list = []
+        d.addBoth(self._seen.append)
+
+    @property
+    def fired(self) -> bool:
+        return bool(self._seen)
+
+    @property
+    def outcome(self) -> Outcome:
+        from twisted.python.failure import Failure
+
+        if not self._seen:
+            return Outcome("pending")
+        result = self._seen[0]
+        if isinstance(result, Failure):
+            return Outcome("failed", result.value)
+        return Outcome("fired", result)
+
+
+def require_deferred(value, what: str):
+    """`value` if it is a Deferred; else fail, naming what it was."""
+    from twisted.internet.defer import Deferred
+
+    if not isinstance(value, Deferred):
+        fail(f"{what} returned {show(value)} ({type(value).__name__}), expected a Deferred")
+    return value
+
+
+def settle(make, *, limit: float = 2.0, what: str = "your code") -> Outcome:
+    """Run ``make()`` in the reactor thread and wait for what it returns.
+
+    A Deferred is waited for at most `limit` seconds (inside the reactor, with
+    addTimeout, so it is cancelled, not left behind): "fired", "failed" or "pending".
+    Anything else is "returned"; an exception from make() is "raised".
+    """
+    from twisted.internet import defer, reactor
+
+    from .. import reactor as _reactor
+
+    timed_out = object()
+
+    def run():
+        start = reactor.seconds()
+        try:
+            result = make()
+        except Exception as exc:  # the reader's code raised
+            note_raised(exc)
+            return Outcome("raised", exc)
+        if not isinstance(result, defer.Deferred):
+            return Outcome("returned", result)
+
+        def settled(value):
+            from twisted.python.failure import Failure
+
+            if value is timed_out:
+                return Outcome("pending", seconds=limit)
+            if isinstance(value, Failure):
+                return Outcome("failed", value.value, reactor.seconds() - start)
+            return Outcome("fired", value, reactor.seconds() - start)
+
+        result.addTimeout(limit, reactor, onTimeoutCancel=lambda value, timeout: timed_out)
+        return result.addBoth(settled)
+
+    _reactor.start()
+    return _reactor.call(run, timeout=limit + 3)

@@ -117,7 +117,7 @@ class Client:
 
     def expect_line(self, want: bytes, after: str, timeout: float | None = None) -> None:
         """Read one line; fail unless it is `want`, saying what came after `after`."""
-        got = self.read_until(want[-1:] or b"\n", timeout)
+        got = self.read_until(b"\n", timeout)
         if got.data != want or got.ending != "complete":
             fail(f"after {after}, the client expected {show(want)} but {got}")
 

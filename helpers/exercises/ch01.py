@@ -1,8 +1,12 @@
-"""Checks for chapter 01 (sockets): real sockets on loopback, a few seconds at most.
+"""Checks for chapter 01 (sockets): real sockets on loopback, a second or two at most.
 
-01.1 recv_exactly(sock, n)      -- loop over recv until n bytes, EOFError on early EOF
-01.2 upper_handler(conn)        -- a line server for serve_socket: each line upper-cased
+01.1 recv_exactly(sock, n)             -- loop over recv until n bytes; EOFError on early EOF
+01.2 upper_handler(conn)               -- a line server for serve_socket: each line upper-cased
 01.3 port_is_open(host, port, timeout) -- True if something accepts, False otherwise
+
+01.1 reads from a socket fed in pieces, each sent only after the reader's code has
+returned from a recv() (`Pieces`), so it really sees short reads, and the socket counts
+what the reader's code took from it.
 """
 
 from __future__ import annotations
@@ -14,440 +18,490 @@ import threading
 import time
 import warnings
 
-from ..events import EventLog
-from ..servers import serve_socket
-from .legacy import Check, exercise, run_answer
+from .answers import run_answer, show
+from .framework import exercise, fail, observation, require
+from .wire import Client, Received, dead_port, serving, tcp_pair, why
 
-TIMEOUT = 1.0  # every blocking call in these checks gives up after this long
-REPLY_TIMEOUT = 0.5  # how long a client waits for a reply on loopback
-
-
-def _abort(sock):
-    """Make a recv() blocked or spinning on `sock` in another thread return."""
-
-    def stop():
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv()
-        sock.close()  # a recv() called after this raises OSError
-
-    return stop
+TIMEOUT = 1.0  # how long the reader's code may block before the check gives up on it
+REPLY_TIMEOUT = 0.5  # how long a client waits for the rest of a reply, or for silence
 
 
-def _require(condition, message):
-    """Fail the check with `message` (an if, not `assert`: it must work under -O)."""
-    if not condition:
-        raise AssertionError(message)
+# -- toolkit candidate: a socket fed in pieces, which counts what the reader took -------
 
 
-def _error(exc):
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+class KeptReadingAfterEOF(Exception):
+    """Raised by `CountingSocket.recv` when the reader's code keeps calling it after b""."""
 
 
-def _pair():
-    """A connected TCP pair on loopback, with timeouts: (reader, writer).
+class CountingSocket(socket.socket):
+    """A real connected socket for the reader's code that counts what recv() gave it.
 
-    The reader's receive buffer is small (64 KiB, set on the listener so the
-    accepted socket inherits it), so one recv() can never return BIG bytes.
+    `.recvs`: calls that returned (or failed); `.taken`: bytes handed over; `.eofs`: b""
+    results of a read that asked for at least one byte. After `MAX_EOFS` of those, recv()
+    raises KeptReadingAfterEOF, so a loop that ignores b"" ends at once.
     """
-    with socket.socket() as listener:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        writer = socket.create_connection(listener.getsockname(), timeout=TIMEOUT)
-        reader, _ = listener.accept()
-    reader.settimeout(TIMEOUT)
-    return reader, writer
+
+    MAX_EOFS = 100
+
+    def __init__(self, sock: socket.socket):
+        super().__init__(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        self.recvs = self.taken = self.eofs = 0
+        self.changed = threading.Condition()
+
+    def _returned(self, size: int | None, asked: int) -> None:
+        with self.changed:
+            self.recvs += 1
+            self.taken += size or 0
+            self.changed.notify_all()
+        if size == 0 and asked != 0:
+            self.eofs += 1
+            if self.eofs > self.MAX_EOFS:
+                raise KeptReadingAfterEOF(
+                    f"recv() returned b'' (end of stream) {self.eofs} times in a row")
+
+    def recv(self, bufsize, *flags):
+        try:
+            data = super().recv(bufsize, *flags)
+        except OSError:
+            self._returned(None, bufsize)
+            raise
+        self._returned(len(data), bufsize)
+        return data
+
+    def recv_into(self, buffer, nbytes=0, *flags):
+        asked = nbytes or memoryview(buffer).nbytes
+        try:
+            size = super().recv_into(buffer, nbytes, *flags)
+        except OSError:
+            self._returned(None, asked)
+            raise
+        self._returned(size, asked)
+        return size
 
 
-def _describe(kind, value):
-    if kind == "raised":
-        return f"it raised {_error(value)}"
-    if isinstance(value, bytes) and len(value) > 40:
-        return f"it returned {len(value)} bytes"
-    return f"it returned {value!r}"
+class Pieces:
+    """Send `pieces` to a `CountingSocket`, each one only after the reader's code has
+    returned from a recv() since the previous one, so that it sees them apart; then
+    half-close if `close`. Use it in a `with`; `.reader` is the socket to read from.
+
+    `.release()` unblocks a reader stuck in recv() (for run_answer).
+    """
+
+    def __init__(self, pieces, *, close: bool):
+        self.pieces, self.close = list(pieces), close
+        reader, self._writer = tcp_pair()
+        self.reader = CountingSocket(reader)
+        self.reader.settimeout(None)  # a blocked reader is released, never timed out
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._write, name="helpers-check-writer",
+                                        daemon=True)
+
+    def _write(self):
+        try:
+            for piece in self.pieces:
+                if self._done.is_set():
+                    return
+                with self.reader.changed:
+                    before = self.reader.recvs
+                self._writer.sendall(piece)
+                with self.reader.changed:  # until the reader's code has taken something
+                    self.reader.changed.wait_for(
+                        lambda b=before: self.reader.recvs > b or self._done.is_set(), 5)
+            if self.close:
+                self._writer.shutdown(socket.SHUT_WR)
+        except OSError:  # the reader was released or closed: the check reports why
+            pass
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.reader.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv()
+        self.reader.close()  # a recv() called after this raises OSError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        with self.reader.changed:
+            self.reader.changed.notify_all()
+        self.release()
+        self._thread.join(2)
+        self._writer.close()
 
 
-# -- 01.1 recv_exactly -----------------------------------------------------------
-
-BIG = 4 * 2**20  # far more than the reader's buffer holds: no single recv returns it all
-
-
-def _check_pieces(recv_exactly):
-    reader, writer = _pair()
-    data = bytes(range(256)) * (BIG // 256)
-
-    def write():
-        for start in range(0, len(data), 65536):  # 64 pieces of 64 KiB
-            try:
-                writer.sendall(data[start : start + 65536])
-            except OSError:
-                return  # the reader gave up; the check reports why
-
-    sender = threading.Thread(target=write, name="helpers-check-writer", daemon=True)
-    with reader, writer:
-        sender.start()
-        kind, got, _ = run_answer(recv_exactly, reader, BIG, release=_abort(reader), limit=TIMEOUT)
-        reader.close()  # unblocks the writer if the answer stopped early
-        sender.join(TIMEOUT)
-    _require(
-        kind == "ok" and got == data,
-        f"recv_exactly(sock, {BIG}) with the data sent in 64 pieces: {_describe(kind, got)}"
-        f" (wanted all {BIG} bytes, in order)",
-    )
+def kept_reading(outcome) -> str | None:
+    """The message for an answer stopped by KeptReadingAfterEOF, else None."""
+    if outcome.is_error(KeptReadingAfterEOF):
+        return f"{outcome.error} and your function kept calling it: it never ends"
+    return None
 
 
-def _check_exact(recv_exactly):
-    reader, writer = _pair()
-    with reader, writer:
-        writer.sendall(b"0123456789")
-        kind, first, _ = run_answer(recv_exactly, reader, 4, release=_abort(reader), limit=TIMEOUT)
-        _require(
-            kind == "ok" and first == b"0123",
-            f"10 bytes waiting, recv_exactly(sock, 4): {_describe(kind, first)} (wanted b'0123')",
-        )
-        kind, rest, _ = run_answer(recv_exactly, reader, 6, release=_abort(reader), limit=TIMEOUT)
-        _require(
-            kind == "ok" and rest == b"456789",
-            f"then recv_exactly(sock, 6): {_describe(kind, rest)} (wanted b'456789': "
-            "the bytes after the first 4 must stay in the socket for the next call)",
-        )
+def count(n: int) -> str:
+    """"1 byte", "3 bytes"."""
+    return "1 byte" if n == 1 else f"{n} bytes"
 
 
-def _check_zero(recv_exactly):
-    reader, writer = _pair()
-    with reader, writer:
-        writer.sendall(b"abc")
-        kind, got, _ = run_answer(recv_exactly, reader, 0, release=_abort(reader), limit=TIMEOUT)
-        _require(
-            kind == "ok" and got == b"",
-            f"recv_exactly(sock, 0): {_describe(kind, got)} (wanted b'')",
-        )
-        left = reader.recv(16)
-        _require(
-            left == b"abc",
-            f"recv_exactly(sock, 0) consumed data: the socket then held {left!r}, not b'abc'",
-        )
+def _nbytes(value) -> str:
+    """"3 bytes b'abc'"; other values as show() has them."""
+    if not isinstance(value, bytes):
+        return show(value)
+    return f"{count(len(value))} {show(value, 40)}"
 
 
-def _check_eof(recv_exactly):
-    reader, writer = _pair()
-    with reader:
-        with writer:
-            writer.sendall(b"abc")
-        # the writer is closed: 3 bytes, then end of stream
-        kind, got, _ = run_answer(recv_exactly, reader, 10, release=_abort(reader), limit=TIMEOUT)
-    _require(
-        kind == "raised" and isinstance(got, EOFError),
-        f"the peer sent b'abc' and closed; recv_exactly(sock, 10): {_describe(kind, got)}"
-        " (wanted EOFError: 3 bytes are not the 10 asked for)",
-    )
+# -- 01.1 recv_exactly -------------------------------------------------------------
+
+recv_exactly = exercise("01.1", "recv_exactly")
+
+_PIECES = [b"a", b"bc", b"def", bytes(range(256)) * 8, bytes(range(255, -1, -1)) * 400]
+_DATA = b"".join(_PIECES)
 
 
-exercise(
-    "01.1",
-    "recv_exactly",
-    Check(
-        "returns exactly n bytes sent in many pieces",
-        _check_pieces,
-        "one recv() returns whatever has arrived, at most the size you ask for: "
-        "call it in a loop and collect the pieces until you have n bytes",
-    ),
-    Check(
-        "takes n bytes and leaves the rest in the socket",
-        _check_exact,
-        "ask recv() for at most n - len(received) bytes",
-    ),
-    Check(
-        "n = 0 returns b'' and reads nothing",
-        _check_zero,
-        "a loop `while len(received) < n` does not run at all for n = 0",
-    ),
-    Check(
-        "raises EOFError when the peer closes early",
-        _check_eof,
-        "recv() returns b'' at end of stream: raise EOFError then, saying how many "
-        "bytes arrived; do not return the partial data and do not loop forever",
-    ),
-)
+def _read(fn, pieces, n, what):
+    """Run fn(reader, n) with a deadline while `pieces` arrive: its Outcome. Fails at once
+    if it blocked, or raised EOFError although the peer never closes."""
+    try:
+        outcome = run_answer(fn, pieces.reader, n, limit=TIMEOUT, release=pieces.release,
+                             what=f"recv_exactly(sock, {n}), when {what},")
+    except AssertionError as exc:
+        fail(f"{exc}; it had taken {count(pieces.reader.taken)} from the socket")
+    if outcome.is_error(EOFError) and not pieces.close:
+        fail(f"{what}: recv_exactly(sock, {n}) raised EOFError, but the peer had not closed"
+             f" the connection (your function had taken {count(pieces.reader.taken)} from"
+             " the socket)")
+    return outcome
+
+
+@recv_exactly.check("collects-pieces", "returns all n bytes when they come in pieces",
+                    hint="One recv() returns whatever has arrived, from one byte up to the"
+                         " size you ask for. Call it again until you have n bytes; a short"
+                         " read is not the end of the stream.")
+def _collects_pieces(fn):
+    what = (f"the peer sends {len(_DATA)} bytes in {len(_PIECES)} pieces, each after your"
+            " previous recv() returned")
+    with Pieces(_PIECES, close=False) as pieces:
+        outcome = _read(fn, pieces, len(_DATA), what)
+    require(outcome.kind == "returned",
+            f"{what}: recv_exactly(sock, {len(_DATA)}) {outcome}")
+    got = outcome.value
+    require(isinstance(got, bytes),
+            f"{what}: recv_exactly returned a {type(got).__name__}, expected bytes")
+    require(got == _DATA,
+            f"{what}: recv_exactly(sock, {len(_DATA)}) returned {_nbytes(got)}, expected all"
+            f" {len(_DATA)} bytes in order")
+
+
+@recv_exactly.check("stops-at-n", "takes no more than n bytes from the socket",
+                    hint="The bytes after the n-th belong to the next read. Ask recv() for no"
+                         " more than you still need, and take no more from the socket than"
+                         " you return.")
+def _stops_at_n(fn):
+    what = "the peer sent b'012', then b'3456789abc' after your first recv() returned"
+    with Pieces([b"012", b"3456789abc"], close=False) as pieces:
+        outcome = _read(fn, pieces, 8, what)
+        taken = pieces.reader.taken
+    require(outcome.kind == "returned", f"{what}: recv_exactly(sock, 8) {outcome}")
+    require(outcome.value == b"01234567",
+            f"{what}: recv_exactly(sock, 8) returned {_nbytes(outcome.value)}, expected the"
+            " first 8: b'01234567'")
+    require(taken == 8,
+            f"{what}: recv_exactly(sock, 8) returned the right 8 bytes but took {taken} from"
+            f" the socket, so the next read will miss the {count(taken - 8)} after them")
+
+
+@recv_exactly.check("zero", "n = 0 returns b'' and reads nothing",
+                    hint="For n = 0 there is nothing to read. Note that recv(0) also returns"
+                         " b'', though the stream has not ended.")
+def _zero(fn):
+    what = "the peer sent b'abc' and stayed connected"
+    with Pieces([b"abc"], close=False) as pieces:
+        outcome = _read(fn, pieces, 0, what)
+        taken = pieces.reader.taken
+    require(outcome.kind == "returned" and outcome.value == b"",
+            f"{what}: recv_exactly(sock, 0) {outcome}, expected it to return b''")
+    require(taken == 0, f"{what}: recv_exactly(sock, 0) returned b'' but took"
+                        f" {count(taken)} from the socket")
+
+
+@recv_exactly.check("eof-raises", "raises EOFError when the peer closes before n bytes",
+                    hint="recv() returning b'' means the peer has closed: the missing bytes"
+                         " will never come. Stop there and raise; a partial result would"
+                         " pass for a whole one.")
+def _eof_raises(fn):
+    for sent, n in [(b"abc", 10), (b"", 4)]:
+        what = f"the peer sent {sent!r} and closed"
+        with Pieces([sent] if sent else [], close=True) as pieces:
+            outcome = _read(fn, pieces, n, what)
+        if message := kept_reading(outcome):
+            fail(f"{what}: {message}")
+        if outcome.kind == "returned":
+            fail(f"{what}: recv_exactly(sock, {n}) returned {show(outcome.value)}; the"
+                 f" {len(sent)} bytes sent are not the {n} asked for, so expected EOFError")
+        require(outcome.is_error(EOFError),
+                f"{what}: recv_exactly(sock, {n}) {outcome}, expected EOFError")
 
 
 # -- 01.2 upper_handler ------------------------------------------------------------
 
+upper = exercise("01.2", "An upper-casing line server")
 
-class _StingySocket:
-    """A connected socket whose send() takes at most 3 bytes per call.
 
-    A real send() may also take only part of its data (the kernel's buffer is
-    full); this makes that happen every time, so code that ignores it shows.
-    """
+class _Conn(socket.socket):
+    """What the reader's handler gets: a duplicate of the accepted socket, which the
+    check closes at the end (stopping a handler that loops on b""); if `stingy`, its
+    send() takes at most 3 bytes per call, as a real send() may when the buffer is full."""
 
-    def __init__(self, conn):
-        self._conn = conn
+    def __init__(self, conn: socket.socket, stingy: bool):
+        dup = conn.dup()
+        super().__init__(dup.family, dup.type, dup.proto, fileno=dup.detach())
+        self.stingy = stingy
 
     def send(self, data, *flags):
-        return self._conn.send(bytes(data[:3]), *flags)
-
-    def __getattr__(self, name):
-        return getattr(self._conn, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._conn.close()
+        if self.stingy:
+            data = memoryview(data)[:3]
+        return super().send(data, *flags)
 
 
-def _recv_until(sock, size):
-    """Read from a client socket until `size` bytes or EOF; return what came."""
-    data = b""
-    while len(data) < size:
+@contextlib.contextmanager
+def _serving(handler, *, stingy=False):
+    """The reader's handler on a real port; every connection it got is closed at the end."""
+    conns = []
+
+    def run(conn):
+        with _Conn(conn, stingy) as mine:
+            conns.append(mine)
+            handler(mine)
+
+    with serving("check-01.2", run) as server:
         try:
-            chunk = sock.recv(size - len(data))
-        except (TimeoutError, ConnectionResetError):
-            # no reply in time, or the server closed with data unread (a reset):
-            # report both as "what the client got", whichever happened first
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
+            yield server
+        finally:
+            for conn in conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)  # wakes a handler blocked in recv()
+                conn.close()  # a handler still calling recv() now gets an OSError
 
 
 def _client(server):
-    return socket.create_connection(server.address, timeout=REPLY_TIMEOUT)
+    return Client(server.port, timeout=REPLY_TIMEOUT)
 
 
-def _serve(handler, *, stingy=False, log=None):
-    """Run `handler` with serve_socket; its exceptions are kept in `server.raised`
-    before the connection closes, so a check that sees the close also sees why."""
-
-    def run(conn):
-        try:
-            handler(_StingySocket(conn) if stingy else conn)
-        except Exception as exc:
-            server.raised.append(exc)
-            raise
-        finally:
-            if log is not None:
-                log.record("server", "handler returned")
-
-    server = serve_socket("check-01.2", run)
-    server.raised = []
-    return server
+def _then(first, read_rest) -> Received:
+    """`first`, and if it was complete, what `read_rest()` read after it, as one read."""
+    if first.ending != "complete":
+        return first
+    rest = read_rest()
+    return Received(first.data + rest.data, rest.ending, rest.seconds)
 
 
-def _why(server):
-    return "".join(f"; the handler raised {_error(e)}" for e in server.raised)
+def _expect(client, server, sent: bytes, want: bytes, after: str | None = None):
+    """Send `sent`, then read len(want) bytes (the first within TIMEOUT, the rest within
+    REPLY_TIMEOUT); fail unless they are `want`."""
+    client.send(sent)
+    got = _then(client.read_exactly(1, timeout=TIMEOUT),
+                lambda: client.read_exactly(len(want) - 1))
+    if got.data != want:
+        fail(f"{after or f'sent {sent!r}'}: the client expected {_text(want)} but"
+             f" {_said(got)}{why(server)}")
 
 
-def _send(sock, data: bytes, server):
+def _text(data: bytes) -> str:
+    """Bytes as the text they encode in UTF-8 (the repr of bytes hides non-ASCII letters)."""
     try:
-        sock.sendall(data)
-    except (BrokenPipeError, ConnectionResetError):
-        raise AssertionError(
-            f"sending {data!r}: the server had closed the connection{_why(server)}"
-        ) from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return repr(data)
+    return repr(data) if text.isascii() else f"{text!r} in UTF-8"
 
 
-def _expect(sock, want: bytes, what: str, server):
-    got = _recv_until(sock, len(want))
-    if got != want:
-        raise AssertionError(f"{what}: the client got {got!r}, wanted {want!r}{_why(server)}")
+def _said(got) -> str:
+    """What a client received, in words, its bytes shown as `_text` has them."""
+    return str(got).replace(show(got.data), _text(got.data), 1) if got.data else str(got)
 
 
-def _check_one_line(handler):
-    with _serve(handler) as server, _client(server) as sock:
-        _send(sock, b"hello\n", server)
-        # no shutdown: the reply must come while the connection is still open
-        _expect(sock, b"HELLO\n", "sent b'hello\\n' and waited", server)
+@upper.check("replies-at-once", "replies to a line at once, the connection still open",
+             hint="Reply as soon as a line is complete, while the client is still"
+                  " connected; the reply is the whole line, newline included.")
+def _replies_at_once(handler):
+    with _serving(handler) as server, _client(server) as client:
+        _expect(client, server, b"hello\n", b"HELLO\n")
 
 
-def _check_lines_and_pieces(handler):
-    with _serve(handler) as server, _client(server) as sock:
-        _send(sock, b"ab\ncd\nef", server)
-        _expect(sock, b"AB\nCD\n", "sent b'ab\\ncd\\nef' (two lines and a half)", server)
-        _send(sock, b"gh\n", server)
-        _expect(sock, b"EFGH\n", "then sent b'gh\\n' to finish the third line", server)
+@upper.check("lines-in-pieces", "several lines in one recv(), and a line across two",
+             hint="One recv() may hold several lines, an empty one, or part of one. Keep the"
+                  " bytes in a buffer, take every complete line out of it, and keep the"
+                  " unfinished rest for the next recv().")
+def _lines_in_pieces(handler):
+    with _serving(handler) as server, _client(server) as client:
+        _expect(client, server, b"ab \n\n cd\nef", b"AB \n\n CD\n",
+                "sent b'ab \\n\\n cd\\nef' in one write (three lines, one empty, and a half)")
+        _expect(client, server, b"gh\n", b"EFGH\n", "then sent b'gh\\n' to finish the fourth")
 
 
-def _check_split_utf8(handler):
-    text = "première\n"
-    data = text.encode("utf-8")
-    cut = data.index("è".encode()) + 1  # between the two bytes of "è"
-    with _serve(handler) as server, _client(server) as sock:
-        _send(sock, b"ok\n" + data[:cut], server)
-        _expect(sock, b"OK\n", f"sent b'ok\\n' + {data[:cut]!r}", server)
-        _send(sock, data[cut:], server)
-        _expect(
-            sock,
-            text.upper().encode("utf-8"),
-            f"then sent {data[cut:]!r} (the rest of {text!r}, split inside 'è')",
-            server,
-        )
+@upper.check("non-ascii", "upper-cases non-ASCII letters: 'ça' -> 'ÇA'",
+             hint="bytes.upper() knows only ASCII letters. Upper-case text, not bytes: decode"
+                  " the line as UTF-8 first, and encode the reply.")
+def _non_ascii(handler):
+    text = "première, ça\n"
+    want = text.upper().encode()
+    with _serving(handler) as server, _client(server) as client:
+        _expect(client, server, text.encode(), want, f"sent {text!r} in UTF-8")
 
 
-def _check_two_clients(handler):
-    log = EventLog()
-    with _serve(handler, log=log) as server:
-        for n, line in enumerate(["first client\n", "second client\n"], 1):
-            with _client(server) as sock:
-                _send(sock, line.encode(), server)
-                _expect(sock, line.upper().encode(), f"client {n} sent {line!r}", server)
-                sock.shutdown(socket.SHUT_WR)
-                end = _recv_until(sock, 1)
-                _require(
-                    end == b"",
-                    f"client {n} closed its side (shutdown SHUT_WR); the server should then "
-                    f"return and close, but the client got {end!r}",
-                )
-            try:
-                log.wait(n, "handler returned", timeout=TIMEOUT)
-            except TimeoutError:
-                raise AssertionError(
-                    f"client {n} closed its side, but the handler did not return within "
-                    f"{TIMEOUT:g} s; does it stop when recv() returns b''?"
-                ) from None
+@upper.check("split-utf8", "a character split across two recv() calls",
+             hint="A recv() can end inside a character: decode whole lines, never what one"
+                  " recv() returned.")
+def _split_utf8(handler):
+    text = "déjà vu\n"
+    data = text.encode()
+    cut = data.index("é".encode()) + 1  # between the two bytes of "é"
+    with _serving(handler) as server, _client(server) as client:
+        _expect(client, server, b"ok\n" + data[:cut], b"OK\n")
+        _expect(client, server, data[cut:], text.upper().encode(),
+                f"then sent {data[cut:]!r}, the rest of {text!r} (cut inside 'é')")
 
 
-def _check_partial_send(handler):
-    line = "x" * 50 + "\n"
-    with _serve(handler, stingy=True) as server, _client(server) as sock:
-        _send(sock, line.encode(), server)
-        _expect(
-            sock,
-            line.upper().encode(),
-            "with a socket whose send() takes at most 3 bytes per call, sent a 51-byte line",
-            server,
-        )
+@upper.check("own-buffer", "two clients at once, each with its own unfinished line",
+             hint="serve_socket runs one handler call per connection, in its own thread, at"
+                  " the same time as the others: keep a connection's state inside its call.")
+def _own_buffer(handler):
+    with _serving(handler) as server, _client(server) as first:
+        _expect(first, server, b"alpha\nbe", b"ALPHA\n", "client 1 sent b'alpha\\nbe'")
+        with _client(server) as second:
+            _expect(second, server, b"gamma\n", b"GAMMA\n",
+                    "client 1 still connected, with b'be' unfinished, client 2 sent"
+                    " b'gamma\\n'")
+        _expect(first, server, b"ta\n", b"BETA\n", "then client 1 sent b'ta\\n'")
 
 
-exercise(
-    "01.2",
-    "An upper-casing line server",
-    Check(
-        "replies to each line at once",
-        _check_one_line,
-        "reply as soon as a line (ending in b'\\n') is complete, not at end of stream",
-    ),
-    Check(
-        "handles several lines in one recv and a line across two",
-        _check_lines_and_pieces,
-        "keep a bytes buffer; append each recv() to it; split off complete lines "
-        "(buffer.partition(b'\\n')) and keep the unfinished rest for later",
-    ),
-    Check(
-        "decodes UTF-8 split across two recv() calls",
-        _check_split_utf8,
-        "decode a whole line, never a raw chunk: a chunk can end inside a character",
-    ),
-    Check(
-        "serves two clients in turn and returns at end of stream",
-        _check_two_clients,
-        "return when recv() returns b''; keep the buffer local to the handler call",
-    ),
-    Check(
-        "sends every byte even when send() takes only part",
-        _check_partial_send,
-        "use conn.sendall(), which repeats send() until all the data is sent",
-    ),
-)
+@upper.check("sends-everything", "sends every byte when send() takes only part",
+             hint="send() may take only part of what you give it and returns how much it"
+                  " took; the exercise names the call that sends everything.")
+def _sends_everything(handler):
+    line = b"x" * 50 + b"\n"
+    with _serving(handler, stingy=True) as server, _client(server) as client:
+        _expect(client, server, line, line.upper(),
+                "the server's send() took at most 3 bytes per call; the client sent a 51-byte"
+                " line")
+
+
+@upper.check("ends-with-stream", "at end of stream: no reply to an unfinished line, then"
+             " return", hint="recv() returning b'' means the client has finished sending."
+             " Bytes after the last newline are not a line. Return, so that the server"
+             " closes the connection.")
+def _ends_with_stream(handler):
+    with _serving(handler) as server, _client(server) as client:
+        client.send(b"last\nno newline")
+        client.shutdown_write()
+        got = _then(client.read_until(b"\n", timeout=TIMEOUT), client.read_to_end)
+        after = "sent b'last\\nno newline' and half-closed (shutdown SHUT_WR)"
+        require(got.data == b"LAST\n" and got.ending == "closed",
+                f"{after}: the client expected b'LAST\\n' and then the end of the stream, but"
+                f" {_said(got)}"
+                f"{' (your handler had not returned)' if got.ending == 'silent' else ''}"
+                f"{why(server)}")
 
 
 # -- 01.3 port_is_open -------------------------------------------------------------
 
+probe = exercise("01.3", "port_is_open")
 
-def _check_open(port_is_open):
-    log = EventLog()
+
+@contextlib.contextmanager
+def _unclosed_sockets():
+    """The sockets left for the garbage collector to close while the block ran."""
+    gc.collect()  # what was garbage before does not count
+    left = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        yield left
+        gc.collect()
+    left += [w for w in caught if issubclass(w.category, ResourceWarning)
+             and str(w.message).startswith("unclosed <socket.socket")]
+
+
+@observation
+def _on_a_listening_port(fn):
+    """port_is_open on a listening port: (outcome, unclosed, connected, closed after)."""
+    connected, closed = threading.Event(), threading.Event()
 
     def handler(conn):
-        log.record("server", "connected")
+        connected.set()
         while conn.recv(1024):
             pass
-        log.record("server", "client closed")
+        closed.set()
 
-    with serve_socket("check-01.3", handler) as server:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            kind, got, _ = run_answer(port_is_open, "127.0.0.1", server.port, 1.0)
-            gc.collect()
-        _require(
-            kind == "ok" and got is True,
-            f"a server is listening; port_is_open: {_describe(kind, got)} (wanted True)",
-        )
-        ours = f"raddr=('127.0.0.1', {server.port})"  # ignore other sockets' warnings
-        leaked = [
-            w for w in caught if issubclass(w.category, ResourceWarning) and ours in str(w.message)
-        ]
-        _require(
-            not leaked,
-            "port_is_open returned True but left its socket for the garbage collector "
-            "to close (ResourceWarning: unclosed socket)",
-        )
-        try:
-            log.wait(1, "connected", timeout=TIMEOUT)
-        except TimeoutError:
-            raise AssertionError(
-                "port_is_open returned True, but no connection reached the server"
-            ) from None
-        try:
-            log.wait(1, "client closed", timeout=TIMEOUT)
-        except TimeoutError:
-            raise AssertionError(
-                f"port_is_open returned, but the server's connection was still open "
-                f"{TIMEOUT:g} s later: close the socket before returning"
-            ) from None
+    with serving("check-01.3", handler) as server, _unclosed_sockets() as unclosed:
+        outcome = run_answer(fn, "127.0.0.1", server.port, 1.0, limit=TIMEOUT,
+                             what="port_is_open('127.0.0.1', port, 1.0) on a listening port")
+        reached = connected.wait(TIMEOUT) if outcome.kind == "returned" else connected.is_set()
+        return outcome, unclosed, reached, reached and closed.wait(TIMEOUT)
 
 
-def _check_closed(port_is_open):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    # nothing listens on `port` now: connecting is refused
-    kind, got, _ = run_answer(port_is_open, "127.0.0.1", port, 1.0)
-    _require(
-        kind == "ok" and got is False,
-        f"nothing listens on the port; port_is_open: {_describe(kind, got)} (wanted False)",
-    )
+@observation
+def _on_a_dead_port(fn):
+    """port_is_open where nothing listens: (outcome, unclosed)."""
+    with dead_port() as port, _unclosed_sockets() as unclosed:
+        outcome = run_answer(fn, "127.0.0.1", port, 1.0, limit=TIMEOUT,
+                             what="port_is_open('127.0.0.1', port, 1.0) where nothing listens")
+        return outcome, unclosed
 
 
-def _check_silent(port_is_open):
-    # A listener whose accept queue is full: the kernel ignores further
-    # connection attempts (on Linux), so connect() waits until its timeout.
+@probe.check("true-when-listening", "True for a port where a server listens",
+             hint="Try to connect, within the timeout; if that works, something is"
+                  " listening.")
+def _true_when_listening(fn):
+    outcome, _, connected, _ = _on_a_listening_port(fn)
+    require(outcome.kind == "returned" and outcome.value is True,
+            f"a server listens on 127.0.0.1:port; port_is_open {outcome}, expected True")
+    require(connected, "port_is_open returned True, but no connection reached the server")
+
+
+@probe.check("false-when-refused", "False for a port where nothing listens",
+             hint="Connecting where nothing listens raises an exception: which one, and what"
+                  " is it a subclass of? Catch it and return False.")
+def _false_when_refused(fn):
+    outcome, _ = _on_a_dead_port(fn)
+    require(outcome.kind == "returned" and outcome.value is False,
+            f"nothing listens on 127.0.0.1:port; port_is_open {outcome}, expected False")
+
+
+@probe.check("closes-socket", "closes its socket, whatever happened",
+             hint="A `with` block closes a socket on every way out of it, an exception"
+                  " included; a socket left to the garbage collector stays open until then.")
+def _closes_socket(fn):
+    outcome, unclosed, reached, closed = _on_a_listening_port(fn)
+    refused, unclosed_refused = _on_a_dead_port(fn)
+    for o in (outcome, refused):
+        if o.is_error(NotImplementedError):  # still the stub
+            raise AssertionError(f"port_is_open {o}") from o.error
+    if reached and outcome.kind == "returned":
+        require(closed, f"port_is_open {outcome}, but the server's end of the connection was"
+                        f" still open {TIMEOUT:g} s later: the socket was never closed")
+    for case, unclosed_ in [("it returned on a listening port", unclosed),
+                            ("it ran where nothing listens", unclosed_refused)]:
+        require(not unclosed_, f"{case}, and left its socket for the garbage collector to"
+                               f" close ({unclosed_[0].message if unclosed_ else ''})")
+
+
+@probe.check("false-within-timeout", "False within `timeout` for a port that never answers",
+             hint="Without a timeout, connect() waits as long as the system keeps trying"
+                  " (minutes). Give the connection attempt the timeout; the exception it"
+                  " raises when time is up is an OSError too.")
+def _false_within_timeout(fn):
+    # A listener whose accept queue is full: Linux ignores further connection attempts,
+    # so a connect() waits until its timeout. Closing it makes the next retry refused.
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(0)
-        with socket.create_connection(listener.getsockname(), timeout=TIMEOUT):
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
             started = time.monotonic()
-            kind, got, _ = run_answer(
-                port_is_open, "127.0.0.1", listener.getsockname()[1], 0.3
-            )
+            outcome = run_answer(
+                fn, "127.0.0.1", port, 0.3, limit=0.3 + TIMEOUT, release=listener.close,
+                what="port_is_open('127.0.0.1', port, 0.3) on a port that never answers")
             elapsed = time.monotonic() - started
-    _require(
-        kind == "ok" and got is False,
-        f"a port that never answers, timeout=0.3: {_describe(kind, got)} (wanted False)",
-    )
-    _require(
-        elapsed < 1.5,
-        f"a port that never answers, timeout=0.3: returned False only after {elapsed:.1f} s",
-    )
-
-
-exercise(
-    "01.3",
-    "port_is_open",
-    Check(
-        "True for a listening server, and closes its socket",
-        _check_open,
-        "socket.create_connection((host, port), timeout=timeout) inside a `with` block",
-    ),
-    Check(
-        "False for a port where nothing listens",
-        _check_closed,
-        "connect raises ConnectionRefusedError there: catch it (or OSError) and return False",
-    ),
-    Check(
-        "False within the timeout for a port that never answers",
-        _check_silent,
-        "pass `timeout` to create_connection; TimeoutError is an OSError too",
-    ),
-)
+    what = "a port that never answers, timeout=0.3"
+    require(outcome.kind == "returned" and outcome.value is False,
+            f"{what}: port_is_open {outcome}, expected False")
+    require(elapsed < 0.8, f"{what}: port_is_open returned False only after {elapsed:.1f} s")

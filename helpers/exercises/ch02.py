@@ -1,217 +1,345 @@
 """Checks for chapter 02 (streams and framing).
 
-02.1 `encode_netstring(payload) -> bytes`
-02.2 `NetstringDecoder(max_length=1024)` with `feed(data) -> list[bytes]`
-02.3 `read_frame(sock, max_size=65536) -> bytes | None` for the chapter's frame
-     format: version byte 1, 4-byte big-endian length, payload.
+02.1 encode_netstring(payload) -> bytes
+02.2 NetstringDecoder(max_length=1024) with feed(data) -> list[bytes]
+02.3 read_frame(sock, max_size=65536) -> bytes | None, for the chapter's frame format:
+     version byte 1, 4-byte big-endian length, payload.
 
-The decoder checks feed every split of their test streams; the read_frame checks
-run on a live TCP connection on 127.0.0.1, whose writer sends each piece only after
-the reader's previous recv() returned, so the reader really sees short reads.
+The decoder checks feed every split of their test streams. The read_frame checks run on
+a live TCP connection on 127.0.0.1 whose writer sends each piece only after the reader's
+previous recv() returned (`ch01.Pieces`), so the reader really sees short reads.
 """
 
 from __future__ import annotations
 
-import socket
+import functools
 import struct
-import threading
 
-from .legacy import Check, exercise
+from .answers import run_answer, show
+from .ch01 import Pieces, count, kept_reading
+from .framework import describe_error, exercise, fail, note_raised, observation, require
+
+TIMEOUT = 1.0  # how long the reader's code may run (or block) before the check gives up
+
 
 # -- 02.1 -----------------------------------------------------------------
 
-
-def _expect_encoding(fn, payload, expected):
-    got = fn(payload)
-    assert isinstance(got, bytes), f"returned {type(got).__name__} {got!r}, expected bytes"
-    assert got == expected, f"encode_netstring({payload!r}) returned {got!r}, expected {expected!r}"
+encode = exercise("02.1", "Encode a netstring")
 
 
-def _rejects_str(fn):
-    try:
-        got = fn("héllo")
-    except TypeError:
-        return
-    except Exception as exc:
-        raise AssertionError(
-            f"encode_netstring('héllo') raised {type(exc).__name__}: {exc}, expected TypeError"
-        ) from None
-    raise AssertionError(f"encode_netstring('héllo') returned {got!r}, expected TypeError")
+def _encodes(fn, payload, expected):
+    outcome = run_answer(fn, payload, limit=TIMEOUT, what=f"encode_netstring({show(payload)})")
+    require(outcome.kind == "returned", f"encode_netstring({show(payload)}) {outcome}")
+    got = outcome.value
+    require(isinstance(got, bytes),
+            f"encode_netstring({show(payload)}) returned a {type(got).__name__}, {show(got)},"
+            " expected bytes")
+    require(got == expected, f"encode_netstring({show(payload)}) returned {show(got)},"
+                             f" expected {show(expected)}")
 
 
-exercise(
-    "02.1",
-    "Encode a netstring",
-    Check(
-        "b'hello' -> b'5:hello,'",
-        lambda fn: _expect_encoding(fn, b"hello", b"5:hello,"),
-        "length in ASCII decimal digits, then b':', the payload, b','",
-    ),
-    Check(
-        "empty payload -> b'0:,'",
-        lambda fn: _expect_encoding(fn, b"", b"0:,"),
-        "the empty payload still has a length (0), a colon and a comma",
-    ),
-    Check(
-        "binary payload, kept byte for byte",
-        lambda fn: _expect_encoding(fn, b"\x00:,\xff\n", b"5:\x00:,\xff\n,"),
-        "never look inside the payload: colons, commas and any byte are allowed",
-    ),
-    Check(
-        "a 1000-byte payload (multi-digit length)",
-        lambda fn: _expect_encoding(fn, b"x" * 1000, b"1000:" + b"x" * 1000 + b","),
-        "write the length in decimal: str(len(payload)).encode('ascii')",
-    ),
-    Check(
-        "a str raises TypeError",
-        _rejects_str,
-        "only bytes have a length in bytes; do not encode a str for the caller",
-    ),
-)
+@encode.check("hello", "b'hello' -> b'5:hello,'",
+              hint="Four parts: the length written in decimal digits (ASCII), a colon, the"
+                   " payload itself, a comma. The result is bytes.")
+def _hello(fn):
+    _encodes(fn, b"hello", b"5:hello,")
+
+
+@encode.check("empty", "b'' -> b'0:,'",
+              hint="The empty payload still has a length, 0, and still gets its colon and"
+                   " comma.")
+def _empty(fn):
+    _encodes(fn, b"", b"0:,")
+
+
+@encode.check("any-bytes", "any bytes, colons and commas too, kept byte for byte",
+              hint="Never look inside the payload and never decode it: it is bytes, not text.")
+def _any_bytes(fn):
+    _encodes(fn, b"\x00:,\xff\n", b"5:\x00:,\xff\n,")
+
+
+@encode.check("length-in-bytes", "the length counts bytes: '€uro' in UTF-8 is 6",
+              hint="The length is the number of bytes of the payload, not of characters.")
+def _length_in_bytes(fn):
+    payload = "€uro".encode()
+    _encodes(fn, payload, b"6:" + payload + b",")
+
+
+@encode.check("multi-digit", "a 1000-byte payload: a four-digit length",
+              hint="The length is written out in decimal digits, as many as it needs.")
+def _multi_digit(fn):
+    _encodes(fn, b"x" * 1000, b"1000:" + b"x" * 1000 + b",")
+
+
+@encode.check("str-raises", "a str raises TypeError",
+              hint="A str has no length in bytes until it is encoded, and only the caller"
+                   " knows how. Refuse it rather than guess.")
+def _str_raises(fn):
+    outcome = run_answer(fn, "héllo", limit=TIMEOUT, what="encode_netstring('héllo')")
+    require(outcome.is_error(TypeError), f"encode_netstring('héllo') {outcome}, expected it to"
+                                         " raise TypeError")
+
 
 # -- 02.2 -----------------------------------------------------------------
 
-_GOOD = [b"hello", b"", b"a,b:c", b"12:", b"\x00\xff\n"]
-_STREAM = b"".join(b"%d:%s," % (len(p), p) for p in _GOOD)
+decoder = exercise("02.2", "Decode netstrings")
 
 
-def _chunkings(stream, three=True):
-    """Every cut into two chunks (or three, if `three`), then single bytes."""
+def _netstring(payload: bytes) -> bytes:
+    return b"%d:%s," % (len(payload), payload)
+
+
+_GOOD = [b"hello", b"", b"a,b:c", b"12:", b"\x00\xff\n", "€10,00 au café".encode()]
+_STREAM = b"".join(map(_netstring, _GOOD))
+_HELLO = _netstring(b"hello")
+
+
+def _splits(stream, three=True):
+    """The stream in one chunk, every cut into two (and into three, if `three`), then
+    single bytes."""
     n = len(stream)
-    for i in range(n + 1):
-        for j in range(i, n + 1) if three else [n]:
-            yield [stream[:i], stream[i:j], stream[j:]]
+    yield [stream]
+    yield from ([stream[:i], stream[i:]] for i in range(n + 1))
+    if three:
+        yield from ([stream[:i], stream[i:j], stream[j:]]
+                    for i in range(n + 1) for j in range(i, n + 1))
     yield [stream[k : k + 1] for k in range(n)]
 
 
-def _decode(cls, chunks, **kwargs):
-    """Feed `chunks` to a new decoder; return (frames, error) with the error's .frames added."""
-    decoder = cls(**kwargs)
-    frames = []
-    for chunk in chunks:
-        try:
-            got = decoder.feed(chunk)
-        except ValueError as exc:
-            if not hasattr(exc, "frames"):
-                raise AssertionError(
-                    f"{type(exc).__name__}: {exc} has no .frames attribute (the frames"
-                    " decoded earlier in the same feed() call)"
-                ) from None
-            return frames + list(exc.frames), exc
-        assert isinstance(got, list), f"feed() returned {type(got).__name__}, expected a list"
-        frames += got
-    return frames, None
+class _Fed:
+    """What a new decoder did with `chunks`: the frames feed() returned, those plus the
+    error's .frames, and the error (None if none). `now` says what is being fed."""
+
+    def __init__(self, cls, chunks, now, **kwargs):
+        self.chunks, self.returned, self.error = chunks, [], None
+        dec = cls(**kwargs)
+        for chunk in chunks:
+            now[:] = [chunks, chunk]
+            try:
+                got = dec.feed(chunk)
+            except ValueError as exc:
+                self.error = exc
+                break
+            except Exception as exc:
+                note_raised(exc)
+                raise AssertionError(f"fed {show(chunks)}: feed({show(chunk)}) raised"
+                                     f" {describe_error(exc)}, which is not a ValueError") from exc
+            require(isinstance(got, list), f"fed {show(chunks)}: feed({show(chunk)}) returned"
+                                           f" {show(got)}, expected a list")
+            self.returned += got
+        frames = getattr(self.error, "frames", None)
+        self.frames = self.returned + (list(frames) if isinstance(frames, list | tuple) else [])
 
 
-def _same_frames(cls, chunkings, expected, **kwargs):
-    for chunks in chunkings:
-        frames, error = _decode(cls, chunks, **kwargs)
-        assert error is None, (
-            f"fed {chunks!r}: raised {type(error).__name__}: {error}, expected frames {expected!r}"
-        )
-        assert frames == expected, f"fed {chunks!r}: got frames {frames!r}, expected {expected!r}"
-
-
-def _rejected(cls, stream, good, what, **kwargs):
-    """Every split of `stream` must raise a ValueError and deliver exactly `good` first."""
-    for chunks in _chunkings(stream, three=False):
-        frames, error = _decode(cls, chunks, **kwargs)
-        assert error is not None, (
-            f"fed {chunks!r}: no error, frames {frames!r}; {what} must be rejected"
-        )
-        assert frames == good, (
-            f"fed {chunks!r}: raised {type(error).__name__}: {error}, but the good frames"
-            f" before it were {frames!r}, expected {good!r}"
-        )
-
-
-def _garbage_lengths(cls):
-    for bad in [b"x:abc,", b":abc,", b"+3:abc,", b" 3:abc,", b"3_0:abc,", b"-1:,"]:
-        _rejected(cls, b"5:hello," + bad, [b"hello"], f"the length field in {bad!r}")
-
-
-def _missing_comma(cls):
-    for bad in [b"3:abcX", b"3:abc:", b"3:abcd,"]:
-        _rejected(cls, b"5:hello," + bad, [b"hello"], f"{bad!r} (no b',' after the payload)")
-
-
-def _too_long_at_header(cls):
-    _rejected(cls, b"5:hello,101:", [b"hello"], "a length of 101 (max_length=100)", max_length=100)
-
-
-def _endless_length(cls):
-    decoder = cls(max_length=100)
+def _feed_all(cls, streams, what, **kwargs):
+    """_Fed for each of `streams` (lists of chunks), run with a deadline."""
+    now = []
     try:
-        frames = decoder.feed(b"5:hello," + b"9" * 1000)
-    except ValueError as exc:
-        assert getattr(exc, "frames", None) == [b"hello"], (
-            f"raised {type(exc).__name__}: {exc} with .frames"
-            f" {getattr(exc, 'frames', None)!r}, expected [b'hello']"
-        )
-        return
-    raise AssertionError(
-        f"fed 1000 digits and no b':' with max_length=100: feed() returned {frames!r} and"
-        " kept buffering (unbounded memory)"
-    )
+        outcome = run_answer(lambda: [_Fed(cls, chunks, now, **kwargs) for chunks in streams],
+                             limit=TIMEOUT, what=f"feeding {what}")
+    except AssertionError as exc:
+        fail(f"{exc}: feed({show(now[1])}) never returned (the stream was fed as"
+             f" {show(now[0])})" if now else str(exc))
+    if outcome.kind == "raised":
+        raise outcome.error
+    return outcome.value
 
 
-def _max_length_accepted(cls):
+def _same_frames(cls, streams, expected, what, **kwargs):
+    for fed in _feed_all(cls, streams, what, **kwargs):
+        require(fed.error is None, f"fed {show(fed.chunks)}: feed() raised"
+                f" {describe_error(fed.error)}, expected frames {show(expected)}")
+        require(fed.frames == expected, f"fed {show(fed.chunks)}: got frames"
+                f" {show(fed.frames)}, expected {show(expected)}")
+
+
+@observation
+def _returns(cls):
+    """feed() returns, for a simple stream in one piece and byte by byte (an endless loop
+    in feed() fails every check at once instead of each after TIMEOUT)."""
+    return _feed_all(cls, [[_STREAM], [_STREAM[k : k + 1] for k in range(len(_STREAM))]],
+                     "a few good netstrings")
+
+
+@decoder.check("one-frame", "b'5:hello,' in one feed() -> [b'hello']",
+               hint="Read the digits up to the colon, then that many payload bytes, then"
+                    " expect the comma. Frames are bytes.")
+def _one_frame(cls):
+    _returns(cls)
+    (fed,) = _feed_all(cls, [[_HELLO]], "b'5:hello,'")
+    require(fed.error is None, f"fed b'5:hello,': feed() raised {describe_error(fed.error)}")
+    require(fed.frames == [b"hello"], f"fed b'5:hello,': feed() returned {show(fed.frames)},"
+                                      " expected [b'hello']")
+    require(all(type(f) is bytes for f in fed.frames),
+            f"fed b'5:hello,': feed() returned a frame of type {type(fed.frames[0]).__name__},"
+            " expected bytes")
+
+
+@decoder.check("many-in-one-feed", "several frames in one feed(), empty and 17-byte ones too",
+               hint="After one frame, look for the next in what is left of the buffer, and"
+                    " keep going until no complete frame is left. A length may have several"
+                    " digits.")
+def _many_in_one_feed(cls):
+    _returns(cls)
+    _same_frames(cls, [[_STREAM]], _GOOD, "several netstrings in one chunk")
+
+
+@decoder.check("byte-by-byte", "fed one byte at a time",
+               hint="Keep what is not yet a whole frame in the decoder, between feed() calls,"
+                    " and return only complete frames.")
+def _byte_by_byte(cls):
+    _returns(cls)
+    _same_frames(cls, [[_STREAM[k : k + 1] for k in range(len(_STREAM))]], _GOOD,
+                 "one byte at a time")
+
+
+@decoder.check("every-split", f"every cut into two or three chunks"
+               f" ({sum(1 for _ in _splits(_STREAM))} ways)",
+               hint="A chunk may end anywhere: inside the length, right after the colon, inside"
+                    " the payload, just before the comma. An empty chunk returns [].")
+def _every_split(cls):
+    _returns(cls)
+    _same_frames(cls, _splits(_STREAM), _GOOD, "every cut into two or three chunks")
+
+
+@decoder.check("max-length", "a payload of exactly max_length is accepted (100, and 1024 by"
+               " default)", hint="The limit is the largest payload allowed, not the first one"
+                                 " refused; and use the max_length the decoder was given.")
+def _max_length(cls):
+    _returns(cls)
     payload = b"m" * 100
-    _same_frames(cls, _chunkings(b"100:" + payload + b",", three=False), [payload], max_length=100)
+    _same_frames(cls, _splits(_netstring(payload), three=False), [payload],
+                 "a 100-byte payload, max_length=100", max_length=100)
+    payload = b"d" * 1024
+    _same_frames(cls, [[_netstring(payload)], [b"1", b"024:" + payload, b","]], [payload],
+                 "a 1024-byte payload to NetstringDecoder()")
 
 
-exercise(
-    "02.2",
-    "Decode netstrings",
-    Check(
-        "one frame in one feed",
-        lambda cls: _same_frames(cls, [[b"5:hello,"]], [b"hello"]),
-        "read digits up to b':', then that many payload bytes, then expect b','",
-    ),
-    Check(
-        "several frames in one feed, including an empty one",
-        lambda cls: _same_frames(cls, [[_STREAM]], _GOOD),
-        "loop: after one frame, look for the next in what is left of the buffer",
-    ),
-    Check(
-        "fed byte by byte",
-        lambda cls: _same_frames(cls, [[bytes([b]) for b in _STREAM]], _GOOD),
-        "keep the incomplete tail in a buffer (self._buffer) between feed() calls",
-    ),
-    Check(
-        f"every split into three chunks ({(len(_STREAM) + 1) * (len(_STREAM) + 2) // 2})",
-        lambda cls: _same_frames(cls, _chunkings(_STREAM), _GOOD),
-        "a frame may start, end, or be cut anywhere; an empty chunk must return []",
-    ),
-    Check(
-        "a payload of exactly max_length is accepted",
-        _max_length_accepted,
-        "the limit is inclusive: reject only lengths > max_length",
-    ),
-    Check(
-        "garbage length rejected, good frame kept",
-        _garbage_lengths,
-        "the length must be one or more ASCII digits (bytes.isdigit()); int() accepts more;"
-        " raise a ValueError subclass carrying .frames",
-    ),
-    Check(
-        "missing comma rejected, good frame kept",
-        _missing_comma,
-        "the byte right after the payload must be b','",
-    ),
-    Check(
-        "length above max_length rejected at the header",
-        _too_long_at_header,
-        "check the length as soon as the b':' arrives, before waiting for the payload",
-    ),
-    Check(
-        "an endless length field is rejected",
-        _endless_length,
-        "a length needs at most len(str(max_length)) digits; reject more before the b':'",
-    ),
-)
+def _rejects(cls, cases, **kwargs):
+    """Each (bad bytes, why) after a good frame: a ValueError for every split. Returns the
+    _Fed of every split that raised."""
+    raised = []
+    for bad, why in cases:
+        stream = _HELLO + bad
+        for fed in _feed_all(cls, _splits(stream, three=False), show(stream), **kwargs):
+            require(fed.error is not None,
+                    f"fed {show(fed.chunks)}: no error, frames {show(fed.returned)}; {why}")
+            raised.append(fed)
+    return raised
+
+
+_GARBAGE = [(b"x:abc,", "a length of b'x' is not digits"),
+            (b":abc,", "an empty length is not a length"),
+            (b"+3:abc,", "b'+3' is not digits only (int() accepts it)"),
+            (b" 3:abc,", "b' 3' is not digits only (int() accepts it)"),
+            (b"3 :abc,", "b'3 ' is not digits only (int() accepts it)"),
+            (b"3_0:" + b"a" * 30 + b",", "b'3_0' is not digits only (int() accepts it)"),
+            (b"-1:,", "b'-1' is not digits only"),
+            (b"03:abc,", "a length with a leading zero (b'03') is forbidden"),
+            (b"00:,", "a length with a leading zero (b'00') is forbidden")]
+_NO_COMMA = [(b"3:abcX", "b'X' follows the 3-byte payload, not b','"),
+             (b"3:abc:", "b':' follows the 3-byte payload, not b','"),
+             (b"3:abcd,", "b'd' follows the 3-byte payload, not b','")]
+_TOO_LONG = [(b"101:", "a length of 101 is above max_length=100: reject it at its colon,"
+                       " without waiting for the payload")]
+_ENDLESS = [(b"9" * 1000, "1000 digits and no colon, with max_length=100: a length field"
+                          " longer than 3 digits can never be valid")]
+
+
+@decoder.check("garbage-length", "a length that is not plain digits is rejected",
+               hint="Check every byte of the length field yourself: one or more ASCII digits,"
+                    " no sign, no space, no underscore, and no leading zero (only the empty"
+                    " payload's length starts with 0). int() is more lenient than netstrings.")
+def _garbage_length(cls):
+    _returns(cls)
+    _rejects(cls, _GARBAGE)
+
+
+@decoder.check("missing-comma", "a payload not followed by b',' is rejected",
+               hint="Count the payload's bytes; the byte right after them must be the comma.")
+def _missing_comma(cls):
+    _returns(cls)
+    _rejects(cls, _NO_COMMA)
+
+
+@decoder.check("too-long-at-colon", "a length above max_length is rejected at its colon",
+               hint="You know the length as soon as its colon arrives: compare it with"
+                    " max_length then, before any payload.")
+def _too_long_at_colon(cls):
+    _returns(cls)
+    _rejects(cls, _TOO_LONG, max_length=100)
+    _rejects(cls, [(b"1025:", "a length of 1025 is above NetstringDecoder()'s max_length"
+                              " of 1024")])
+
+
+@decoder.check("endless-length", "digits without a colon are rejected once there are too many",
+               hint="A valid length has at most as many digits as max_length has. Check the"
+                    " digits that have arrived even while the colon has not.")
+def _endless_length(cls):
+    _returns(cls)
+    _rejects(cls, _ENDLESS, max_length=100)
+
+    def digit_by_digit():
+        dec = cls(max_length=100)
+        for k in range(1, 5):
+            try:
+                dec.feed(b"9")
+            except ValueError:
+                return k
+        return None
+
+    outcome = run_answer(digit_by_digit, limit=TIMEOUT, what="feeding digits one at a time")
+    if outcome.kind == "raised":
+        raise outcome.error
+    require(outcome.value is not None,
+            "fed b'9' four times with max_length=100: no error, but a 4-digit length is"
+            " above 100 whatever follows: the decoder keeps buffering digits")
+
+
+@decoder.check("keeps-frames", "the frames before bad bytes are in the error's .frames",
+               hint="When a feed() call raises, the frames it had already decoded must not be"
+                    " lost: put them on the exception, in a .frames list, and put there only"
+                    " the frames of that call.")
+def _keeps_frames(cls):
+    _returns(cls)
+    raised = []
+    for cases, kwargs in [(_GARBAGE, {}), (_NO_COMMA, {}), (_TOO_LONG, {"max_length": 100}),
+                          (_ENDLESS, {"max_length": 100})]:
+        try:
+            raised += _rejects(cls, cases, **kwargs)
+        except AssertionError:
+            continue  # not rejected at all: the rejection checks say so
+    for fed in raised:
+        frames = getattr(fed.error, "frames", None)
+        require(isinstance(frames, list | tuple),
+                f"fed {show(fed.chunks)}: feed() raised {describe_error(fed.error)}, whose"
+                f" .frames is {show(frames)}, expected a list of the frames decoded in that"
+                " call")
+        require(fed.frames == [b"hello"],
+                f"fed {show(fed.chunks)}: feed() returned {show(fed.returned)}, then raised"
+                f" {type(fed.error).__name__} with .frames {show(frames)}; expected"
+                " [b'hello'] in all, once")
+
+
+@decoder.check("independent", "two decoders fed in turn do not mix their bytes",
+               hint="Each decoder needs its own buffer: made in __init__, not shared by the"
+                    " class or by a default argument.")
+def _independent(cls):
+    _returns(cls)
+
+    def interleaved():
+        one, two = cls(), cls()
+        return one.feed(b"5:hel"), two.feed(b"3:abc,"), one.feed(b"lo,")
+
+    outcome = run_answer(interleaved, limit=TIMEOUT, what="feeding two decoders in turn")
+    require(outcome.kind == "returned" and outcome.value == ([], [b"abc"], [b"hello"]),
+            "one.feed(b'5:hel'), two.feed(b'3:abc,'), one.feed(b'lo,') on two new decoders"
+            f" {outcome}, expected ([], [b'abc'], [b'hello'])")
+
 
 # -- 02.3 -----------------------------------------------------------------
+
+reader = exercise("02.3", "Read one frame from a socket")
 
 _HEADER = struct.Struct("!BI")
 
@@ -220,178 +348,147 @@ def _frame(payload: bytes, version: int = 1) -> bytes:
     return _HEADER.pack(version, len(payload)) + payload
 
 
-class _ReaderSocket(socket.socket):
-    """A socket that counts its recv calls, so the writer can wait for each one,
-    and stops a reader that keeps calling recv after the end of the stream."""
-
-    MAX_EOF_READS = 100
-
-    def __init__(self, sock: socket.socket):
-        super().__init__(fileno=sock.detach())
-        self.recvs = self.eof_reads = 0
-        self.changed = threading.Condition()
-
-    def _returned(self, size):
-        with self.changed:
-            self.recvs += 1
-            self.changed.notify_all()
-        if size == 0:
-            self.eof_reads += 1
-            if self.eof_reads > self.MAX_EOF_READS:
-                raise AssertionError(
-                    f"recv() returned b'' (end of stream) {self.eof_reads} times and"
-                    " read_frame kept calling it: stop at b''"
-                )
-
-    def recv(self, *args):
-        try:
-            data = super().recv(*args)
-        except OSError:  # a timeout, or the socket closed under the reader
-            self._returned(None)
-            raise
-        self._returned(len(data))
-        return data
-
-    def recv_into(self, *args):
-        try:
-            size = super().recv_into(*args)
-        except OSError:
-            self._returned(None)
-            raise
-        self._returned(size)
-        return size
-
-
-def _run_reader(read_frame, pieces, calls, *, close=True, max_size=None):
-    """Send `pieces` one recv at a time while `read_frame` runs `calls` times.
-
-    Returns the list of results; an exception from read_frame propagates.
-    """
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        writer = socket.create_connection(listener.getsockname(), timeout=2)
-        accepted, _ = listener.accept()
-    reader = _ReaderSocket(accepted)
-    reader.settimeout(1)
-    done = threading.Event()
-
-    def write():
-        with writer:
-            try:
-                for piece in pieces:
-                    with reader.changed:
-                        before = reader.recvs
-                    writer.sendall(piece)
-                    with reader.changed:  # wait until the reader has taken something
-                        reader.changed.wait_for(
-                            lambda b=before: reader.recvs > b or done.is_set(), 1
-                        )
-                    if done.is_set():
-                        return
-                if close:
-                    writer.shutdown(socket.SHUT_WR)
-            except OSError:  # the reader gave up and closed its end
-                return
-            done.wait(3)
-
-    thread = threading.Thread(target=write, name="check-02.3-writer", daemon=True)
-    thread.start()
-    kwargs = {} if max_size is None else {"max_size": max_size}
-    try:
-        with reader:
-            return [read_frame(reader, **kwargs) for _ in range(calls)]
-    finally:
-        done.set()
-        with reader.changed:
-            reader.changed.notify_all()
-        thread.join(3)
-
-
-def _reads(pieces, expected, **kwargs):
-    def run(read_frame):
-        got = _run_reader(read_frame, pieces, len(expected), **kwargs)
-        assert got == expected, (
-            f"sent {pieces!r}: read_frame returned {got!r}, expected {expected!r}"
-        )
-
-    return run
-
-
-def _raises(pieces, what, **kwargs):
-    def run(read_frame):
-        try:
-            got = _run_reader(read_frame, pieces, 1, **kwargs)
-        except ValueError:
-            return
-        except TimeoutError:
-            raise AssertionError(
-                f"sent {pieces!r}: read_frame blocked until the socket timed out instead of"
-                f" raising ValueError ({what})"
-            ) from None
-        except Exception as exc:
-            raise AssertionError(
-                f"sent {pieces!r}: raised {_name(exc)}: {exc}, expected ValueError ({what})"
-            ) from None
-        raise AssertionError(f"sent {pieces!r}: returned {got[0]!r}, expected ValueError ({what})")
-
-    return run
-
-
-def _name(exc: BaseException) -> str:
-    """`struct.error` rather than a bare `error`; builtins keep their plain name."""
-    cls = type(exc)
-    return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-
-
 def _bytewise(data: bytes) -> list[bytes]:
     return [data[i : i + 1] for i in range(len(data))]
 
 
-exercise(
-    "02.3",
-    "Read one frame from a socket",
-    Check(
-        "a frame sent in one piece",
-        _reads([_frame(b"hello")], [b"hello"]),
-        "read the 5-byte header, unpack it with struct ('!BI'), then read the payload",
-    ),
-    Check(
-        "a frame sent one byte at a time",
-        _reads(_bytewise(_frame(b"in pieces")), [b"in pieces"]),
-        "recv(n) may return fewer than n bytes: loop until you have exactly n",
-    ),
-    Check(
-        "an empty payload is b'', not None",
-        _reads([_frame(b"")], [b""]),
-        "a length of 0 means an empty payload; None is only for EOF before a frame",
-    ),
-    Check(
-        "two frames back to back, one call each",
-        _reads([_frame(b"first") + _frame(b"second")], [b"first", b"second"]),
-        "never recv more than the frame still needs: recv(n - len(got))",
-    ),
-    Check(
-        "EOF before a frame returns None",
-        _reads([], [None]),
-        "if recv returns b'' before the first header byte, return None",
-    ),
-    Check(
-        "EOF inside the header raises ValueError",
-        _raises([b"\x01\x00"], "stream ended inside the header"),
-        "recv returning b'' in the middle of a frame is an error, not the end",
-    ),
-    Check(
-        "EOF inside the payload raises ValueError",
-        _raises([_frame(b"0123456789")[:8]], "stream ended inside the payload"),
-        "recv returning b'' in the middle of a frame is an error, not the end",
-    ),
-    Check(
-        "a wrong version byte raises ValueError",
-        _raises([_frame(b"hello", version=2)], "version byte 2"),
-        "the first header byte must be 1",
-    ),
-    Check(
-        "a length above max_size raises at once",
-        _raises([_HEADER.pack(1, 101)], "length 101 with max_size=100", close=False, max_size=100),
-        "check the length right after the header, before reading (waiting for) the payload",
-    ),
-)
+def _describe(pieces, close, label=None):
+    sent = f"sent {label or show(b''.join(pieces))}" if pieces else "sent nothing"
+    if len(pieces) > 1:
+        sent += f" in {len(pieces)} pieces, each after your previous recv() returned"
+    return f"{sent}{', then closed' if close else ', connection left open'}"
+
+
+def _call(fn, feed, kwargs):
+    """read_frame(feed.reader, **kwargs) with a deadline: its Outcome, or the message of a
+    call that was still running."""
+    args = "".join(f", {k}={v}" for k, v in kwargs.items())
+    try:
+        return run_answer(functools.partial(fn, feed.reader, **kwargs), limit=TIMEOUT,
+                          release=feed.release, what=f"read_frame(sock{args})")
+    except AssertionError as exc:
+        return f"{exc}; it had taken {count(feed.reader.taken)} from the socket"
+
+
+def _reads(pieces, expected, sizes, label=None, **kwargs):
+    """A check: read_frame returns `expected` (one call each), taking `sizes` bytes each."""
+
+    def run(fn):
+        what, many = _describe(pieces, False, label), len(expected) > 1
+        with Pieces(pieces, close=False) as feed:
+            for k, (want, size) in enumerate(zip(expected, sizes, strict=True)):
+                call, before = f"call {k + 1}: " if many else "", feed.reader.taken
+                outcome = _call(fn, feed, kwargs)
+                if isinstance(outcome, str):
+                    fail(f"{what}: {call}{outcome}")
+                took = feed.reader.taken - before
+                if took > size:
+                    fail(f"{what}: {call}read_frame took {took} bytes from the socket for a"
+                         f" {size}-byte frame: it read past the end of its frame, into what"
+                         " the next call must read")
+                if outcome.is_error(ValueError):
+                    short = (", and the stream had not ended: a short read is not the end of"
+                             " the stream") if len(pieces) > 1 and took < size else ""
+                    fail(f"{what}: {call}read_frame {_name(outcome)}, but the frame was good"
+                         f" (your function had taken {count(took)} of its {size}){short}")
+                require(outcome.kind == "returned" and outcome.value == want
+                        and type(outcome.value) is type(want),
+                        f"{what}: {call}read_frame {_name(outcome)}, expected it to return"
+                        f" {show(want)}")
+
+    return run
+
+
+def _read_one(fn, pieces, *, close, label=None, **kwargs):
+    """(what was sent, the Outcome of one read_frame call); fails if it was still running."""
+    what = _describe(pieces, close, label)
+    with Pieces(pieces, close=close) as feed:
+        outcome = _call(fn, feed, kwargs)
+    if isinstance(outcome, str):
+        fail(f"{what}: {outcome}")
+    if message := kept_reading(outcome):
+        fail(f"{what}: {message}")
+    return what, outcome
+
+
+def _raises(pieces, why, *, close=True, label=None, **kwargs):
+    """A check: read_frame raises a ValueError."""
+
+    def run(fn):
+        what, outcome = _read_one(fn, pieces, close=close, label=label, **kwargs)
+        if outcome.kind == "returned":
+            fail(f"{what}: read_frame returned {show(outcome.value)}, expected a ValueError:"
+                 f" {why}")
+        require(isinstance(outcome.error, ValueError),
+                f"{what}: read_frame {_name(outcome)}, which is not a ValueError ({why})")
+
+    return run
+
+
+def _name(outcome) -> str:
+    """'raised struct.error: ...': a bare `error` would not say which one."""
+    cls = type(outcome.error)
+    if outcome.error is None or not cls.__name__.islower():
+        return str(outcome)
+    return f"raised {cls.__module__}.{cls.__qualname__}: {outcome.error}"
+
+
+_ONE = _frame(b"hello")
+_TWO = _frame(b"first") + _frame(b"second")
+
+reader.check("one-piece", "a frame sent in one piece",
+             hint="Read the 5-byte header, unpack it with the struct module, then read the"
+                  " payload.")(_reads([_ONE], [b"hello"], [len(_ONE)]))
+reader.check("short-reads", "a frame sent one byte at a time",
+             hint="recv(n) returns at most n bytes, and fewer whenever fewer have arrived: a"
+                  " short read is not the end of the stream. Loop until you have exactly what"
+                  " you need.")(_reads(_bytewise(_frame(b"in pieces")), [b"in pieces"],
+                                       [len(_frame(b"in pieces"))]))
+reader.check("empty-payload", "an empty payload is b'', not None",
+             hint="A length of 0 is a whole frame with an empty payload; None is only for"
+                  " the end of the stream before a frame.")(_reads([_frame(b"")], [b""], [5]))
+reader.check("stops-at-frame-end", "two frames back to back: one call each, nothing lost",
+             hint="Never ask recv() for more than the frame still needs: what follows belongs"
+                  " to the next call.")(
+    _reads([_TWO], [b"first", b"second"], [10, 11]))
+reader.check("stops-in-pieces", "the same two frames, the header cut after its first byte",
+             hint="When a read comes back short, ask for what is still missing, not for the"
+                  " whole size again.")(
+    _reads([_TWO[:1], _TWO[1:]], [b"first", b"second"], [10, 11]))
+reader.check("max-size-accepted", "a payload of exactly max_size is accepted",
+             hint="max_size is the largest payload allowed, not the first one refused.")(
+    _reads([_frame(b"m" * 100)], [b"m" * 100], [105], "a frame with a 100-byte payload",
+           max_size=100))
+
+
+@reader.check("clean-eof", "the end of the stream before a frame returns None",
+              hint="recv() returning b'' before the first byte of a frame is a clean end:"
+                   " return None.")
+def _clean_eof(fn):
+    what, outcome = _read_one(fn, [], close=True)
+    require(outcome.kind == "returned" and outcome.value is None,
+            f"{what}: read_frame {outcome}, expected it to return None")
+
+
+reader.check("eof-in-header", "the end of the stream inside the header raises ValueError",
+             hint="b'' after part of a frame means the frame will never be complete: that is"
+                  " an error, not a clean end.")(
+    _raises([b"\x01\x00"], "the stream ended 2 bytes into a 5-byte header"))
+reader.check("eof-in-payload", "the end of the stream inside the payload raises ValueError",
+             hint="Check the length of what you read: fewer bytes than the header announced"
+                  " means the stream ended inside the frame.")(
+    _raises([_frame(b"0123456789")[:8]], "the stream ended 3 bytes into a 10-byte payload"))
+reader.check("bad-version", "a wrong version byte raises ValueError",
+             hint="The first byte of every frame must be 1; anything else is not this"
+                  " protocol.")(
+    _raises([_frame(b"hello", version=2)], "the version byte is 2, not 1"))
+
+
+@reader.check("too-large-at-once", "a length above max_size raises at once, without the body",
+              hint="Check the length as soon as the header is in, before you read (and wait"
+                   " for) the payload.")
+def _too_large_at_once(fn):
+    _raises([_HEADER.pack(1, 101)], "101 bytes announced, max_size=100", close=False,
+            label="a header announcing 101 bytes", max_size=100)(fn)
+    _raises([_HEADER.pack(1, 65537)], "65537 bytes announced, above the default max_size of"
+            " 65536", close=False, label="a header announcing 65537 bytes")(fn)

@@ -1,8 +1,9 @@
 """Reference solutions for chapter 10 (a chat server).
 
-Run through the chapter's checkers by tests/test_exercises_ch10.py:
-``check("10.1", SOLUTIONS["10.1"]).passed`` is True. Both classes extend the chapter's
-`ChatUser`, imported from the notebook's `# module: chat` cells.
+Run through the chapter's checkers by tests/test_exercises.py:
+``check("10.1", SOLUTIONS["10.1"]).passed`` is True. `MeUser` and `MsgUser` extend the
+chapter's `ChatUser`, `CaselessRoom` its `ChatFactory`, imported from the notebook's
+`# module: chat` cells.
 """
 
 from __future__ import annotations

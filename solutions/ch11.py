@@ -1,6 +1,6 @@
 """Reference solutions for chapter 11 (connection management).
 
-Run through the chapter's checkers by tests/test_exercises_ch11.py:
+Run through the chapter's checkers by tests/test_exercises.py:
 ``check("11.1", SOLUTIONS["11.1"]).passed`` is True.
 """
 

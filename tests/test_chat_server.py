@@ -6,6 +6,7 @@ protocol connected to its own `StringTransport`, which keeps what the server wro
 `disconnect` calls `connectionLost` as the reactor would.
 """
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from helpers import EventLog, serve
+from helpers.exercises.wire import Client
 from helpers.notebook_code import load
+from helpers.reactor import call
 
 chat = load(Path(__file__).parent.parent / "notebooks" / "10_chat_server.ipynb", "chat")
 
@@ -214,3 +218,67 @@ def test_leaving_during_the_grace_period_cancels_the_timer(guarded, clock):
     user.transport.producer.pauseProducing()
     disconnect(user, ConnectionLost)
     assert clock.getDelayedCalls() == []
+
+
+def test_quitting_while_behind_unregisters_the_producer(guarded, clock):
+    user = connect(guarded, "bob")
+    user.transport.producer.pauseProducing()
+    send(user, "/quit")
+    assert user.transport.disconnecting and user.transport.producer is not None
+    user.transport.producer.resumeProducing()  # the backlog has been sent
+    assert user.transport.producer is None  # so loseConnection() can finish
+    assert clock.getDelayedCalls() == []
+
+
+# -- the same on a real connection (127.0.0.1) -------------------------------------------
+
+
+class RecordsQuit(chat.GuardedUser):
+    def do_quit(self, arg):
+        self.factory.record("quit command", nick=self.nick)
+        super().do_quit(arg)
+
+
+def read_everything(client, quiet=0.5):
+    """All that `client` is sent, and how it ended: "closed", or "silent" for `quiet` s."""
+    data = b""
+    while True:
+        got = client.read_to_end(timeout=quiet)
+        data += got.data
+        if got.ending != "silent" or not got.data:
+            return data, got.ending
+
+
+def test_a_user_who_quits_while_behind_is_closed_once_it_has_read_everything():
+    """A paused push producer is resumed, not closed, when its backlog has been sent: with
+    Backlog still registered, the quitting user stayed connected and in the room."""
+    log = EventLog()
+    factory = chat.GuardedChatFactory(log=log, grace=10)
+    factory.protocol = RecordsQuit
+    with serve("test-chat-quit-behind", factory) as server, \
+            Client(server.port, timeout=2) as alice, \
+            Client(server.port, timeout=2, rcvbuf=4096) as slow:
+        for client, nick in [(alice, b"alice"), (slow, b"slow")]:
+            client.read_until()
+            client.send(nick + b"\n")
+            client.read_until()
+        alice.read_until()  # * slow joined
+        user = call(factory.users.get, "slow")
+        # A fixed send buffer: the kernel cannot grow it and take the backlog on its own.
+        call(user.transport.getHandle().setsockopt, socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        try:
+            while not any(e.what == "backlog full" for e in log.events):
+                alice.send((b"x" * 400 + b"\n") * 50 + b"/who\n")
+                alice.read_until()  # the room has handled the burst
+            slow.send(b"/quit\n")
+            log.wait(1, "quit command")
+            data, ending = read_everything(slow)
+            assert b"\n* bye\n" in data
+            assert ending == "closed"
+            log.wait(1, "left")
+            alice.send(b"/who\n")
+            assert alice.read_until().data == b"* slow left\n"
+            assert alice.read_until().data == b"* here: alice\n"
+        finally:
+            if call(factory.users.get, "slow") is user:  # the ghost, if the test failed
+                call(user.transport.abortConnection)

@@ -16,9 +16,11 @@ import functools
 from pathlib import Path
 
 from ..notebook_code import load
-from .legacy import Check, exercise
+from . import exercise, require
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "10_chat_server.ipynb"
+BAD_NICK = "! a nickname is 1 to 16 letters, digits or _"
+FIRST = "! send your nickname first"
 
 
 @functools.cache
@@ -36,24 +38,32 @@ class _Room:
             self.factory.protocol = protocol
 
     def connect(self, nick=None):
+        """A new user, joined as `nick` if given; what it heard so far is cleared."""
         from twisted.internet.testing import StringTransport
 
         user = self.factory.buildProtocol(None)
         user.makeConnection(StringTransport())
         if nick:
             self.send(user, nick)
+        heard(user)
         return user
 
     def users(self, *nicks):
-        """Users who joined with these nicknames, with everything they heard so far cleared."""
         joined = [self.connect(nick) for nick in nicks]
         for user in joined:
-            heard(user)
+            heard(user)  # "* x joined" of the ones after it
         return joined
 
     @staticmethod
     def send(user, text):
         user.dataReceived(text.encode() + b"\n")
+
+    @staticmethod
+    def leave(user):
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        user.connectionLost(Failure(ConnectionDone()))
 
 
 def heard(user):
@@ -63,10 +73,13 @@ def heard(user):
     return lines
 
 
-def _expect(user, expected, what):
+def _name(user):
+    return user.nick or "a user with no nickname"
+
+
+def _expect(user, expected, what, who=None):
     got = heard(user)
-    who = user.nick or "a user with no nickname"
-    assert got == expected, f"{what}: {who} got {got!r}, expected {expected!r}"
+    require(got == expected, f"{what}: {who or _name(user)} got {got!r}, expected {expected!r}")
 
 
 def _silent(what, *users):
@@ -95,10 +108,9 @@ def _before_joining(line, present):
         room = _Room(answer)
         (other,) = room.users(present)
         nobody = room.connect()
-        heard(nobody)
         room.send(nobody, line)
-        what = f"a user with no nickname sent {line!r}"
-        _expect(nobody, ["! send your nickname first"], what)
+        what = f"{present} is here; a user with no nickname yet sent {line!r}"
+        _expect(nobody, [FIRST], what)
         _silent(what, other)
 
     return check_before_joining
@@ -106,74 +118,136 @@ def _before_joining(line, present):
 
 # -- 10.1 --------------------------------------------------------------------------
 
+me = exercise("10.1", "/me")
 
+
+@me.check("to-others", "'/me ACTION' gives every other user in the room '* NICK ACTION'",
+          hint="The room already knows how to send one line to the users who have joined;"
+               " the action arrives as the user typed it.")
 def _me_to_others(answer):
     room = _Room(answer)
     alice, bob, carol = room.users("alice", "bob", "carol")
+    newcomer = room.connect()
     room.send(alice, "/me waves  happily")
     what = "alice sent '/me waves  happily'"
     for user in (bob, carol):
         _expect(user, ["* alice waves  happily"], what)
-    _expect(alice, [], what)
+    _expect(newcomer, [], what, "a user who has not joined yet")
 
 
+@me.check("not-to-sender", "the sender hears nothing back",
+          hint="An action is news for the others, like an ordinary message: see how"
+               " ChatUser sends one without echoing it to its author.")
+def _me_not_to_sender(answer):
+    room = _Room(answer)
+    alice, _ = room.users("alice", "bob")
+    room.send(alice, "/me waves")
+    _expect(alice, [], "alice sent '/me waves'")
+
+
+@me.check("usage", "'/me' without an action: '! usage: /me ACTION', to the sender only",
+          hint="Look at what do_me receives when nothing, or only spaces, follow '/me'; an"
+               " error goes to the user who made it, as ChatUser's other '!' lines do.")
+def _me_usage(answer):
+    _usage(["/me", "/me   "], "! usage: /me ACTION")(answer)
+
+
+@me.check("no-nick", "no nickname yet: an error to that user, nothing to the room",
+          hint="Until its first line names it, a user has no nickname (see"
+               " ChatUser.connectionMade): find that out before anything else.")
+def _me_before_joining(answer):
+    _before_joining("/me waves", present="alice")(answer)
+
+
+@me.check("others-work", "after /me, messages and the other commands still work",
+          hint="Add one do_ method and leave the rest of ChatUser alone: its textReceived"
+               " already finds the command by its name.")
 def _others_still_work(answer):
     room = _Room(answer)
     alice, bob = room.users("alice", "bob")
+    room.send(alice, "/me waves")
+    heard(alice), heard(bob)
     room.send(alice, "/who")
     _expect(alice, ["* here: alice, bob"], "alice sent '/who'")
     room.send(alice, "hello")
     _expect(bob, ["<alice> hello"], "alice sent 'hello'")
     room.send(bob, "/dance")
     _expect(bob, ["! unknown command /dance; try /nick NAME, /who, /quit"], "bob sent '/dance'")
+    room.send(bob, "/nick robert")
+    _expect(alice, ["* bob is now robert"], "bob sent '/nick robert'")
 
-
-exercise(
-    "10.1",
-    "/me",
-    Check(
-        "'/me ACTION' tells everyone else '* NICK ACTION', not the sender",
-        _me_to_others,
-        "self.factory.broadcast(f'* {self.nick} {action}', sender=self)",
-    ),
-    Check(
-        "'/me' without an action: usage, to the sender only",
-        _usage(["/me", "/me   "], "! usage: /me ACTION"),
-        "the command gets its argument already stripped: check `if not action:` first and"
-        " self.say('! usage: /me ACTION')",
-    ),
-    Check(
-        "no nickname yet: an error to the sender, nothing to the room",
-        _before_joining("/me waves", present="alice"),
-        "self.nick is None until the user has joined: self.say('! send your nickname first')",
-    ),
-    Check(
-        "messages and the other commands still work",
-        _others_still_work,
-        "only add a do_me method; ChatUser.textReceived already dispatches '/me' to it",
-    ),
-)
 
 # -- 10.2 --------------------------------------------------------------------------
 
+msg = exercise("10.2", "Private messages")
 
-def _msg_to_one(answer):
+
+@msg.check("to-nick", "'/msg NICK TEXT' gives NICK '[SENDER -> you] TEXT', the text as typed",
+           hint="The argument is 'NICK TEXT': only its first space separates the two, and the"
+                " text keeps its own spaces.")
+def _msg_to_nick(answer):
+    room = _Room(answer)
+    alice, bob, _ = room.users("alice", "bob", "carol")
+    room.send(alice, "/msg bob meet me at  noon, 5 €")
+    _expect(bob, ["[alice -> you] meet me at  noon, 5 €"],
+            "alice sent '/msg bob meet me at  noon, 5 €'")
+
+
+@msg.check("nobody-else", "the sender and everyone else hear nothing",
+           hint="A private message is one line written to one user, the one the room knows by"
+                " that nickname; nothing goes back to the sender.")
+def _msg_nobody_else(answer):
     room = _Room(answer)
     alice, bob, carol = room.users("alice", "bob", "carol")
-    room.send(alice, "/msg bob meet me at  noon")
-    what = "alice sent '/msg bob meet me at  noon'"
-    _expect(bob, ["[alice -> you] meet me at  noon"], what)
+    newcomer = room.connect()
+    room.send(alice, "/msg bob hi")
+    what = "alice sent '/msg bob hi'"
+    heard(bob)
     _silent(what, alice, carol)
+    _expect(newcomer, [], what, "a user who has not joined yet")
 
 
+@msg.check("to-self", "a message to your own nickname reaches you",
+           hint="Find the receiver by the nickname alone: the sender is a user of the room"
+                " like any other.")
+def _msg_to_self(answer):
+    room = _Room(answer)
+    alice, bob = room.users("alice", "bob")
+    room.send(alice, "/msg alice buy milk")
+    _expect(alice, ["[alice -> you] buy milk"], "alice sent '/msg alice buy milk'")
+    _silent("alice sent '/msg alice buy milk'", bob)
+
+
+@msg.check("unknown", "an unknown nickname: '! no such user: NICK' to the sender only",
+           hint="Ask the room whether someone has that nickname before writing to them: a"
+                " lookup that raises ends the line with an error in the log, not a message.")
 def _msg_unknown(answer):
     room = _Room(answer)
     alice, bob = room.users("alice", "bob")
-    room.send(alice, "/msg dave hello")
-    _expect(alice, ["! no such user: dave"], "alice sent '/msg dave hello'")
-    _silent("alice sent '/msg dave hello'", bob)
+    for nick in ("dave", "bobby"):
+        line = f"/msg {nick} hello"
+        room.send(alice, line)
+        _expect(alice, [f"! no such user: {nick}"], f"alice sent {line!r}")
+        _silent(f"alice sent {line!r}", bob)
 
 
+@msg.check("usage", "no text: '! usage: /msg NICK TEXT', to the sender only",
+           hint="After splitting, look at what is left for the text when the line ends"
+                " after the nickname, or has no nickname either.")
+def _msg_usage(answer):
+    _usage(["/msg bob", "/msg bob   ", "/msg"], "! usage: /msg NICK TEXT")(answer)
+
+
+@msg.check("no-nick", "no nickname yet: an error to that user, nothing to anyone",
+           hint="Until its first line names it, a user has no nickname, and nobody could"
+                " answer it: find that out before anything else.")
+def _msg_before_joining(answer):
+    _before_joining("/msg bob hi", present="bob")(answer)
+
+
+@msg.check("follows-nick", "messages follow /nick, for the sender and the receiver",
+           hint="Look the receiver up in the room each time, and name the sender by the"
+                " nickname it has now, not one remembered earlier.")
 def _msg_after_rename(answer):
     room = _Room(answer)
     alice, bob = room.users("alice", "bob")
@@ -189,62 +263,62 @@ def _msg_after_rename(answer):
     _expect(alice, ["[robert -> you] thanks"], "robert sent '/msg alice thanks'")
 
 
-exercise(
-    "10.2",
-    "Private messages",
-    Check(
-        "'/msg NICK TEXT' reaches NICK only",
-        _msg_to_one,
-        "split the argument once: nick, _, text = arg.partition(' '); then"
-        " self.factory.users[nick].say(f'[{self.nick} -> you] {text}')",
-    ),
-    Check(
-        "an unknown nickname: an error to the sender",
-        _msg_unknown,
-        "look the nickname up in self.factory.users before using it",
-    ),
-    Check(
-        "no text: usage, to the sender only",
-        _usage(["/msg bob", "/msg bob   ", "/msg"], "! usage: /msg NICK TEXT"),
-        "after the partition, text.strip() is empty when there is nothing to send",
-    ),
-    Check(
-        "no nickname yet: an error to the sender, nothing to anyone",
-        _before_joining("/msg bob hi", present="bob"),
-        "self.nick is None until the user has joined: self.say('! send your nickname first')",
-    ),
-    Check(
-        "messages follow /nick",
-        _msg_after_rename,
-        "look the receiver up in the room (self.factory.users) each time, and name the sender"
-        " by self.nick as it is now",
-    ),
-)
-
 # -- 10.3 --------------------------------------------------------------------------
 
+caseless = exercise("10.3", "Nicknames ignore case")
 
+
+@caseless.check("taken", "while 'Alice' is here, 'alice' and 'ALICE' are taken",
+                hint="Two nicknames are one when their case-folded forms are equal: fold both"
+                     " sides, the new nickname and each one already in the room.")
 def _case_taken(answer):
     room = _Room(factory=answer)
-    (alice,) = room.users("alice")
-    for line in ["Alice", "/nick ALICE"]:
-        newcomer = room.connect()
-        heard(newcomer)
-        room.send(newcomer, line)
-        what = f"alice is here; a newcomer sent {line!r}"
-        _expect(newcomer, [f"! nickname {line.removeprefix('/nick ')} is taken"], what)
-        _silent(what, alice)
-
-
-def _casefold(answer):
-    room = _Room(factory=answer)
-    (straße,) = room.users("Straße")
+    alice, bob = room.users("Alice", "bob")
     newcomer = room.connect()
-    heard(newcomer)
-    room.send(newcomer, "STRASSE")
-    _expect(newcomer, ["! nickname STRASSE is taken"], "Straße is here; a newcomer sent 'STRASSE'")
+    for user, line, nick in [(newcomer, "alice", "alice"), (newcomer, "/nick aLiCe", "aLiCe"),
+                             (bob, "/nick ALICE", "ALICE")]:
+        who = "bob" if user is bob else "the newcomer"
+        what = f"Alice and bob are here; {'bob' if user is bob else 'a newcomer'} sent {line!r}"
+        room.send(user, line)
+        _expect(user, [f"! nickname {nick} is taken"], what, who)
+        _silent(what, alice)
+    room.send(bob, "/who")
+    _expect(bob, ["* here: Alice, bob"], "then bob sent '/who'")
 
 
+@caseless.check("casefold", "casefold, not lower: 'Straße' and 'STRASSE' are one name",
+                hint="lower() and casefold() differ on a few letters, the German ß among them:"
+                     " compare what each gives for 'Straße' and for 'STRASSE'.")
+def _casefold(answer):
+    for here, new in [("Straße", "STRASSE"), ("strasse", "Straße")]:
+        room = _Room(factory=answer)
+        room.users(here)
+        newcomer = room.connect()
+        room.send(newcomer, new)
+        _expect(newcomer, [f"! nickname {new} is taken"], f"{here} is here; a newcomer sent"
+                f" {new!r}", "the newcomer")
+
+
+@caseless.check("valid", "malformed nicknames are still refused",
+                hint="ChatFactory.rename does more than look for a clash: an override"
+                     " must keep every rule it replaces, or leave them to ChatFactory.")
+def _still_valid(answer):
+    room = _Room(factory=answer)
+    (alice,) = room.users("alice")
+    newcomer = room.connect()
+    for line in ["two words", "x" * 17, "a!", "/nick bad-name"]:
+        user = alice if line.startswith("/") else newcomer
+        who = "alice" if user is alice else "the newcomer"
+        what = f"alice is here; {'alice' if user is alice else 'a newcomer'} sent {line!r}"
+        room.send(user, line)
+        _expect(user, [BAD_NICK], what, who)
+    room.send(alice, "/who")
+    _expect(alice, ["* here: alice"], "then alice sent '/who'")
+
+
+@caseless.check("own-case", "a user can change the case of their own nickname",
+                hint="The user's own nickname is not someone else's: leave it out of the"
+                     " comparison.")
 def _own_case(answer):
     room = _Room(factory=answer)
     alice, bob = room.users("alice", "bob")
@@ -255,6 +329,9 @@ def _own_case(answer):
     _expect(bob, ["! nickname ALICE is taken"], "then bob sent '/nick ALICE'")
 
 
+@caseless.check("as-typed", "nicknames are shown as they were typed",
+                hint="Fold only to compare: the room can keep its users under the names as"
+                     " typed, and then who, broadcast and leave need no change.")
 def _as_typed(answer):
     room = _Room(factory=answer)
     alice, bob = room.users("Alice", "bob")
@@ -262,40 +339,37 @@ def _as_typed(answer):
     _expect(bob, ["* here: Alice, bob"], "Alice and bob joined; bob sent '/who'")
     room.send(alice, "hi")
     _expect(bob, ["<Alice> hi"], "Alice sent 'hi'")
-    from twisted.internet.error import ConnectionDone
-    from twisted.python.failure import Failure
-
-    alice.connectionLost(Failure(ConnectionDone()))
+    room.send(bob, "/nick Robert")
+    _expect(alice, ["* bob is now Robert"], "bob sent '/nick Robert'")
+    _expect(bob, ["* you are now Robert"], "bob sent '/nick Robert'")
+    room.leave(alice)
     _expect(bob, ["* Alice left"], "Alice's connection was lost")
-    carol = room.connect()
-    heard(carol)
-    room.send(carol, "alice")
-    _expect(carol, ["* you are alice; here: alice, bob"], "after that, a newcomer sent 'alice'")
 
 
-exercise(
-    "10.3",
-    "Nicknames ignore case",
-    Check(
-        "'Alice' and 'ALICE' are taken while alice is here",
-        _case_taken,
-        "compare nick.casefold() with the casefold() of every nickname in self.users",
-    ),
-    Check(
-        "casefold, not lower: 'STRASSE' is taken while 'Straße' is here",
-        _casefold,
-        "'Straße'.lower() is 'straße', but 'Straße'.casefold() is 'strasse', like"
-        " 'STRASSE'.casefold(): casefold() is the comparison Unicode defines for this",
-    ),
-    Check(
-        "a user can change the case of their own nickname",
-        _own_case,
-        "leave the user's own nickname out of the comparison (self.users[n] is not user)",
-    ),
-    Check(
-        "nicknames are shown as typed; leaving frees them",
-        _as_typed,
-        "keep self.users keyed by the nickname as typed, and only compare casefolded: then"
-        " ChatFactory's who, broadcast and leave work unchanged",
-    ),
-)
+@caseless.check("frees", "leaving or renaming frees a name, in any case",
+                hint="Whatever you keep about nicknames must change when the room's users do:"
+                     " on a rename and when a user leaves.")
+def _frees(answer):
+    room = _Room(factory=answer)
+    alice, bob = room.users("Alice", "bob")
+    room.send(bob, "/nick robert")
+    heard(alice), heard(bob)
+    room.leave(alice)
+    heard(bob)
+    for line, here in [("alice", "alice, robert"), ("BOB", "BOB, alice, robert")]:
+        newcomer = room.connect()
+        room.send(newcomer, line)
+        _expect(newcomer, [f"* you are {line}; here: {here}"],
+                f"Alice left and bob became robert; a newcomer sent {line!r}", "the newcomer")
+
+
+@caseless.check("own-room", "each room has its own nicknames",
+                hint="State that belongs to one room is made in that room's __init__, not in"
+                     " the class body, where every room would share it.")
+def _own_room(answer):
+    first, second = _Room(factory=answer), _Room(factory=answer)
+    first.users("alice")
+    newcomer = second.connect()
+    second.send(newcomer, "ALICE")
+    _expect(newcomer, ["* you are ALICE; here: ALICE"],
+            "alice joined one room; a newcomer sent 'ALICE' to another room", "the newcomer")

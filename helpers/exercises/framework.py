@@ -204,8 +204,11 @@ def _run_one(check_: Check, answer, timeout: float) -> Result:
             worker = threading.Thread(target=target, name="helpers-check", daemon=True)
             worker.start()
             worker.join(timeout)
-            if "twisted.logger" in sys.modules:
-                gc.collect()  # a Deferred dropped with a failure logs it when collected
+            stub = any(isinstance(e, NotImplementedError) for e in trial.raised)
+            if "twisted.logger" in sys.modules and not stub:
+                # A Deferred dropped with a failure logs it when collected (30-170 ms in a
+                # kernel: skipped for the stub, whose report shows nothing of it).
+                gc.collect()
             trial.logged = list(logged)
     finally:
         with _lock:

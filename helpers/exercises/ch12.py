@@ -1,101 +1,197 @@
 """Checks for chapter 12 (flow control: producers and consumers).
 
-12.1 `Numbers`: a Protocol that is its own push producer; registers itself with
-     registerProducer(self, True), writes b"1\\n" ... b"COUNT\\n" (COUNT from
-     factory.count), one line per write, never while paused; unregisters and closes.
-12.2 `send_slices(transport, data, size) -> Deferred`: a pull producer (streaming=False)
-     writing at most `size` bytes per resumeProducing; the Deferred fires with len(data)
-     once all is written and the producer unregistered, fails on stopProducing.
+12.1 `Numbers`: a Protocol that is its own push producer: b"1\\n" ... b"COUNT\\n", one line
+     per write(), never while paused; stops for good on stopProducing(); at the end it
+     unregisters and closes the connection.
+12.2 `send_slices(transport, data, size) -> Deferred`: a pull producer writing at most
+     `size` bytes per resumeProducing(); fires with len(data) once all is written and the
+     producer unregistered; fails if the connection is lost first.
 12.3 `send_file(path, transport) -> Deferred`: FileSender; fires with the SHA-256 hex
-     digest of the bytes sent.
+     digest of the bytes sent; the file is closed, whether the transfer ends or fails.
 
-Every check serves a protocol with `serve("check-12.k", ...)` on 127.0.0.1 (stopped
-before the check returns) and reads with a slow client (it rests READ_PAUSE s after each
-read, with small kernel buffers, like the chapter's SlowReader). Every write() on the
-server's transport is watched: the bytes waiting after it, and whether the transport had
-paused its producer when it came. An exception raised by the reader's code is reported by
-the check; one that Twisted logs is collected instead of reaching stderr. A session waits
-at most TIMEOUT seconds for the client to see the connection close, then aborts it.
+A transfer serves the answer with `serve()` on 127.0.0.1 and reads it with a slow client
+(it rests READ_PAUSE s after each read, with small kernel buffers, like the chapter's
+SlowReader). Every call the answer makes on the server's transport is recorded, in order:
+each write() with the bytes waiting after it (the chapter's `buffered()`, loaded from the
+notebook), whether the producer was paused then and whether the write came inside a
+resumeProducing() call of the transport; registerProducer, unregisterProducer,
+loseConnection; and what the transport asks of the producer. The checks of an exercise
+share its transfers (`observation`): one to the end, and one that the client aborts
+part-way. A transfer in which nothing happens (no call, no read) for TIMEOUT s is aborted,
+and so is one still going after LIMIT s.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import random
 import socket
 import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import reactor as _reactor
-from ..events import EventLog, EventTimeout
+from ..notebook_code import load
 from ..servers import serve
-from ..twisted_log import logged_errors
-from .legacy import Check, exercise
+from . import exercise, fail, observation, require, settle, show
+from .framework import describe_error
 
-TIMEOUT = 2.0  # the longest a session waits for the transfer to end
+TIMEOUT = 2.0  # a transfer in which nothing happens for this long is aborted
+LIMIT = 4.0  # the longest any transfer may take (a check has 5 s)
 KERNEL_BUFFER = 64 * 1024  # SO_SNDBUF / SO_RCVBUF, as in the chapter
 READ_PAUSE = 0.001  # the slow client rests this long after each read
 BUFFER_SIZE = 64 * 1024  # FileDescriptor.bufferSize in Twisted
+AFTER_LOSS = 0.05  # how long a check watches a producer after its connection was lost
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "12_flow_control.ipynb"
 
 
-def buffered(transport) -> int:
-    """Bytes written to a Twisted TCP transport that the kernel has not accepted yet
-    (FileDescriptor's own fields: not a public API)."""
-    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+# -- toolkit candidate: one transfer, every call on the server's transport recorded --
 
 
-# -- shared machinery ----------------------------------------------------------------
+class Call(NamedTuple):
+    """One call on the server's transport or its producer, in the order they came.
+
+    what: write, register, unregister, lose (loseConnection); pause, resume, stop (the
+    transport calling the producer); lost (the server's connectionLost); fired, failed
+    (how the answer's Deferred ended, 12.2 and 12.3); "resume again" (12.1's late call).
+    (A tuple of plain values, which the garbage collector stops tracking: a transfer
+    records tens of thousands of calls.)
+    """
+
+    what: str
+    data: bytes = b""  # what was written
+    waiting: int = 0  # bytes waiting in the transport after this write
+    paused: bool = False  # written while the producer was paused
+    inside: bool = False  # written inside a resumeProducing() call of the transport
+    written: int = 0  # bytes the answer had written before this call
+    detail: object = None  # register: (producer, streaming); fired, failed: the value
+
+
+@dataclass
+class Transfer:
+    """What one transfer did: the calls, the client's bytes, whether it ended in time."""
+
+    calls: list[Call] = field(default_factory=list)
+    received: bytes = b""
+    closed: bool = False  # the connection ended, and the client saw it
+    stalled: bool = False  # aborted because nothing happened for TIMEOUT s (else: LIMIT)
+    last: float = 0.0  # time.monotonic() of the last call or read
+    producer: object = None  # the producer the answer registered
+    raised: list = field(default_factory=list)  # (where, exception): the first one
+    problem: str | None = None  # the answer did something no check can go on from
+    unclosed: list[str] = field(default_factory=list)  # 12.3: how the file stayed open
+    total: int = 0  # bytes written so far
+
+    def of(self, what):
+        return [c for c in self.calls if c.what == what]
+
+    def index(self, what, start=0):
+        """The position of the first `what` call at or after `start`, or None."""
+        return next((i for i, c in enumerate(self.calls[start:], start) if c.what == what),
+                    None)
+
+    def raise_(self, where, exc):
+        if not self.raised:
+            self.raised.append((where, exc))
+
+    @property
+    def stall(self) -> str:
+        """Why a transfer that did not end was aborted."""
+        if self.stalled:
+            return f"nothing more happened for {TIMEOUT:g} s"
+        return f"the transfer was still going after {LIMIT:g} s"
+
+    def note(self, what, **details):
+        self.last = time.monotonic()
+        self.calls.append(Call(what, written=self.total, **details))
+        self.total += len(details.get("data", b""))
+
+
+class _Producer:
+    """Stands in for the registered producer: notes what the transport asks of it."""
+
+    def __init__(self, real, watch):
+        self.real, self.watch = real, watch
+
+    def _forward(self, what, name):
+        watch = self.watch
+        watch.transfer.note(what)
+        if what == "resume":
+            watch.paused, watch.inside = False, watch.inside + 1
+        elif what == "pause":
+            watch.paused = True
+        try:
+            getattr(self.real, name)()
+        except Exception as exc:  # reported by every check, and the transfer ends here
+            watch.transfer.raise_(f"the producer's {name}()", exc)
+            if what != "stop":
+                watch.transport.abortConnection()
+        finally:
+            if what == "resume":
+                watch.inside -= 1
+
+    def resumeProducing(self):
+        self._forward("resume", "resumeProducing")
+
+    def pauseProducing(self):
+        self._forward("pause", "pauseProducing")
+
+    def stopProducing(self):
+        self._forward("stop", "stopProducing")
 
 
 class _Watch:
-    """What the server's transport saw: writes, waiting bytes, registrations, errors."""
+    """Replaces the server transport's methods with ones that note each call."""
 
-    def __init__(self):
-        self.transport = None
-        self.writes = self.paused_writes = self.largest = 0
-        # (what was registered: "self" or a type name, streaming); no references are kept,
-        # so that nothing of the reader's outlives the session
-        self.registered: list[tuple[str, bool]] = []
-        self.errors: list[str] = []
-        self.log = EventLog()  # what the server protocols of the checks record
+    def __init__(self, transfer, buffered, after_write=None):
+        self.transfer, self.buffered, self.after_write = transfer, buffered, after_write
+        self.paused, self.inside, self.transport, self.lost = False, 0, None, None
 
     def install(self, transport):
-        self.transport = transport
+        from twisted.internet.defer import Deferred
+
+        self.transport, self.lost, t = transport, Deferred(), self.transfer
         write, write_sequence = transport.write, transport.writeSequence
-        register = transport.registerProducer
+        register, unregister = transport.registerProducer, transport.unregisterProducer
+        lose = transport.loseConnection
 
-        def watched_write(data):
-            self._before()
-            write(data)
-            self._after()
-
-        def watched_write_sequence(chunks):
-            self._before()
-            write_sequence(chunks)
-            self._after()
+        def written(send, data):
+            if not isinstance(data, (bytes, list)) and t.problem is None:
+                t.problem = f"write() was given {show(data)} ({type(data).__name__}), not bytes"
+            paused, inside = self.paused, self.inside > 0
+            send(data)
+            t.note("write", data=bytes(b"".join(data) if isinstance(data, list) else data),
+                   waiting=self.buffered(transport) if transport.connected else 0,
+                   paused=paused, inside=inside)
+            if self.after_write is not None:
+                self.after_write(t)
 
         def watched_register(producer, streaming):
-            what = "self" if producer is transport.protocol else type(producer).__name__
-            self.registered.append((what, bool(streaming)))
-            register(producer, streaming)
+            t.producer = producer
+            t.note("register", detail=(_describe(producer, transport), bool(streaming)))
+            self.paused = False
+            register(_Producer(producer, self), streaming)
 
-        transport.write, transport.writeSequence = watched_write, watched_write_sequence
+        transport.write = lambda data: written(write, data)
+        transport.writeSequence = lambda chunks: written(write_sequence, list(chunks))
         transport.registerProducer = watched_register
+        transport.unregisterProducer = lambda: (t.note("unregister"), unregister())[1]
+        transport.loseConnection = lambda: (t.note("lose", paused=self.paused), lose())[1]
 
-    def _before(self):
-        t = self.transport
-        self.writes += 1
-        if t.connected and t.producer is not None and t.streamingProducer and t.producerPaused:
-            self.paused_writes += 1
-
-    def _after(self):
-        self.largest = max(self.largest, buffered(self.transport))
+    def connection_lost(self):
+        self.transfer.note("lost")
+        self.lost.callback(None)
 
 
 def _factory(protocol_class, watch, **attributes):
-    """A Factory for protocol_class whose protocols' transports are watched; an exception
-    raised in connectionMade is kept in watch.errors and the connection aborted."""
+    """A Factory for protocol_class whose transports `watch` records. If the answer's
+    code raises in connectionMade, it is kept and the connection aborted (Twisted would
+    log it and leave the connection open)."""
     from twisted.internet.protocol import Factory
 
     class Watched(Factory):
@@ -103,31 +199,34 @@ def _factory(protocol_class, watch, **attributes):
 
         def buildProtocol(self, addr):
             p = super().buildProtocol(addr)
-            make = p.makeConnection
+            make, lost = p.makeConnection, p.connectionLost
 
             def makeConnection(transport):
-                sock = transport.getHandle()
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_BUFFER)
+                transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                                                 KERNEL_BUFFER)
                 watch.install(transport)
                 try:
                     make(transport)
-                except AssertionError as exc:  # raised by a check's own protocol
-                    watch.errors.append(str(exc))
-                    transport.abortConnection()
                 except Exception as exc:
-                    watch.errors.append(f"{type(exc).__name__}: {exc}")
+                    watch.transfer.raise_("your connectionMade()", exc)
                     transport.abortConnection()
 
-            p.makeConnection = makeConnection
+            def connectionLost(reason):
+                try:
+                    lost(reason)
+                finally:
+                    watch.connection_lost()
+
+            p.makeConnection, p.connectionLost = makeConnection, connectionLost
             return p
 
     factory = Watched()
-    factory.watch = watch
+    factory.transfer = watch.transfer
     vars(factory).update(attributes)
     return factory
 
 
-def _slow_client(abort_after):
+def _slow_client(abort_after, progress):
     from twisted.internet import defer, reactor
     from twisted.internet.protocol import Protocol
 
@@ -136,13 +235,14 @@ def _slow_client(abort_after):
             self.received, self.done = bytearray(), defer.Deferred()
 
         def connectionMade(self):
-            sock = self.transport.getHandle()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, KERNEL_BUFFER)
+            self.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                                  KERNEL_BUFFER)
 
         def dataReceived(self, data):
             self.received += data
+            progress()
             if abort_after is not None and len(self.received) >= abort_after:
-                self.transport.abortConnection()
+                self.transport.abortConnection()  # as a crashed client does
                 return
             self.transport.pauseProducing()
             reactor.callLater(READ_PAUSE, self.transport.resumeProducing)
@@ -154,389 +254,493 @@ def _slow_client(abort_after):
     return SlowClient()
 
 
-class _Session:
-    """One transfer: `.closed` (the client saw the connection close within TIMEOUT),
-    `.received` (bytes), `.watch` (a _Watch)."""
+def transfer(name, protocol_class, *, abort_after=None, after_loss=None, after_write=None,
+             **attributes) -> Transfer:
+    """Serve protocol_class (factory attributes as given); one slow client reads until the
+    server closes, or aborts once it has `abort_after` bytes. `after_loss(transfer)` runs
+    in the reactor thread AFTER_LOSS s after the server has seen the connection end;
+    `after_write(transfer)` after each write. Fails if the answer raised."""
+    from twisted.internet import reactor, task
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
-    def __init__(self, name, protocol_class, *, abort_after=None, **attributes):
-        self.watch = _Watch()
-        factory = _factory(protocol_class, self.watch, **attributes)
-        client = _slow_client(abort_after)
-        self.received = b""
-        with logged_errors() as logged:
-            with serve(name, factory) as server:
-                self.closed = _reactor.call(
-                    self._run, server.port, client, self.watch, timeout=TIMEOUT + 3
-                )
-            self.received = bytes(client.received)
-            # A Deferred of the reader's that failed unseen is logged when it is collected:
-            # here, inside logged_errors, rather than later in some other cell.
-            self.watch.transport = client = factory = server = None
-            gc.collect()
-        self.logged = logged
+    result = Transfer()
+    watch = _Watch(result, load(NOTEBOOK, "flow_control").buffered, after_write)
+    factory = _factory(protocol_class, watch, **attributes)
+    client = _slow_client(abort_after, lambda: setattr(result, "last", time.monotonic()))
 
-    @staticmethod
-    def _run(port, client, watch):
-        from twisted.internet import reactor
-        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-
+    def run(port):
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=TIMEOUT)
         d = connectProtocol(endpoint, client).addCallback(lambda _: client.done)
-        d.addTimeout(TIMEOUT, reactor)
+        d.addCallback(lambda _: watch.lost)  # the server side has seen the end too
+        if after_loss is not None:
+            d.addCallback(lambda _: task.deferLater(reactor, AFTER_LOSS, after_loss, result))
 
-        def settle(result):
-            if result is None:
-                return True
-            # Timed out: abort both ends (a server transport waiting in loseConnection()
-            # does not read, so it would not notice the client's abort).
-            watch.log.record("checker", "timed out")
-            for transport in (client.transport, watch.transport):
-                if transport is not None and transport.connected:
-                    transport.abortConnection()
-            return False
+        def watchdog():
+            if time.monotonic() - result.last > TIMEOUT:
+                result.stalled = True
+                d.cancel()
 
-        return d.addBoth(settle)
+        result.last, loop = time.monotonic(), task.LoopingCall(watchdog)
+        loop.start(TIMEOUT / 10, now=False)
+        return d.addBoth(lambda outcome: (loop.stop(), outcome)[1])
 
-    def raise_errors(self):
-        """The reader's code raised: that is the cause, report it."""
-        if self.watch.errors:
-            raise AssertionError(self.watch.errors[0])
-        if self.logged:
-            raise AssertionError(f"Twisted logged an error from your code: {self.logged[0]}")
+    def abort():
+        for t in (getattr(client, "transport", None), watch.transport):
+            if t is not None and t.connected:
+                t.abortConnection()
 
-
-_last: dict = {}
-
-
-def _cached(key, make):
-    """One session per (exercise, answer, settings), reused by the checks of one exercise."""
-    key = (*key, TIMEOUT, READ_PAUSE)
-    if _last.get("key") != key or _last.get("answer") is not key[1]:
-        _last.clear()
-        _last.update(key=key, answer=key[1], value=make())
-    return _last["value"]
+    with serve(name, factory) as server:
+        result.closed = settle(lambda: run(server.port), limit=LIMIT).ok
+        if not result.closed:
+            _reactor.call(abort)
+    result.received, result.producer = bytes(client.received), None
+    if result.problem:
+        fail(result.problem)
+    if result.raised:
+        where, exc = result.raised[0]
+        raise AssertionError(f"{where} raised {describe_error(exc)}") from exc
+    return result
 
 
-def _brief(exc) -> str:
-    return f"{type(exc).__name__}: {exc}"
+def _describe(producer, transport) -> str:
+    """What was registered as the producer: "self" (the protocol), "the transport", or
+    its type (no reference is kept, so that nothing of the answer outlives a check)."""
+    if producer is transport.protocol:
+        return "self"
+    if producer is transport:
+        return "the transport"
+    return f"a {type(producer).__qualname__} object"
 
 
 def _first_difference(got: bytes, expected: bytes) -> str:
     i = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b),
              min(len(got), len(expected)))
-    return (f"{len(got)} bytes arrived, {len(expected)} expected; they differ from byte {i}:"
-            f" got {got[max(0, i - 6):i + 10]!r}, expected {expected[max(0, i - 6):i + 10]!r}")
+    return (f"{len(got):,} bytes arrived, {len(expected):,} expected; from byte {i:,} on"
+            f" got {show(got[i:i + 12])}, expected {show(expected[i:i + 12])}")
 
 
-# -- 12.1 ------------------------------------------------------------------------------
+def _registered(t: Transfer, who: str):
+    """(producer, streaming) of the first registerProducer call; fail if there was none."""
+    calls = t.of("register")
+    if not calls:
+        fail(f"{who} never called registerProducer() on the transport")
+    return calls[0].detail
 
-COUNT = 20_000
+
+def _outside_or_too_big(t: Transfer, limit: int) -> str | None:
+    """What broke "write only in resumeProducing(), at most `limit` bytes per call"."""
+    per_call, number = 0, 0
+    for c in t.calls:
+        if c.what == "resume":
+            per_call = 0
+        elif c.what == "write":
+            number += 1
+            if not c.inside:
+                return (f"write() call {number} ({len(c.data):,} bytes) came outside any"
+                        " resumeProducing() call of the transport")
+            per_call += len(c.data)
+            if per_call > limit:
+                return (f"one resumeProducing() call wrote {per_call:,} bytes (by write()"
+                        f" call {number}); at most {limit:,} were allowed")
+    return None
+
+
+# -- 12.1 -------------------------------------------------------------------
+
+
+def _count_ending_on_a_pause(batch: int) -> int:
+    """The count whose last line ends the `batch`-th batch of a producer that writes lines
+    until the transport pauses it: so that last write pauses the producer."""
+    n = waiting = 0
+    while True:
+        n += 1
+        waiting += len(b"%d\n" % n)
+        if waiting > BUFFER_SIZE:
+            batch, waiting = batch - 1, 0
+            if batch == 0:
+                return n
+
+
+COUNT = _count_ending_on_a_pause(2)  # 23,697 lines: 130 KiB
 NUMBERS = b"".join(b"%d\n" % n for n in range(1, COUNT + 1))
+ABORT_AFTER = 1  # 12.1's second transfer: the client aborts when its first bytes arrive
+ABORT_COUNT = 3 * COUNT  # ... of this many lines: the producer is still busy then
+ABORT_TOTAL = sum(len(b"%d\n" % n) for n in range(1, ABORT_COUNT + 1))
+
+numbers = exercise("12.1", "A push producer of numbered lines")
 
 
-def _numbers(answer):
-    session = _cached(("12.1", answer), lambda: _Session("check-12.1", answer, count=COUNT))
-    session.raise_errors()
-    return session
+def _resume_again(t: Transfer):
+    """Call the producer's resumeProducing() after stopProducing(), as a late consumer
+    would."""
+    if t.producer is not None and t.index("stop") is not None:
+        t.note("resume again")
+        try:
+            t.producer.resumeProducing()
+        except Exception as exc:
+            t.raise_("the producer's resumeProducing(), after stopProducing(),", exc)
 
 
+@observation
+def _numbers(answer, abort):
+    if abort:
+        return transfer("check-12.1", answer, count=ABORT_COUNT, abort_after=ABORT_AFTER,
+                        after_loss=_resume_again)
+    return transfer("check-12.1", answer, count=COUNT)
+
+
+@numbers.check("registers-push", "registers itself as a push producer",
+               hint="The producer here is the protocol itself, and a push producer is"
+                    " registered as streaming.")
 def _registers_push(answer):
-    session = _numbers(answer)
-    registered = session.watch.registered
-    assert registered, "the protocol never called self.transport.registerProducer(...)"
-    producer, streaming = registered[0]
-    assert producer == "self", (
-        f"registerProducer got a {producer}, expected the protocol itself (self)"
-    )
-    assert streaming, "registerProducer(self, False) registers a pull producer; push is True"
+    t = _numbers(answer, False)
+    producer, streaming = _registered(t, "your protocol")
+    require(producer == "self", f"registerProducer() was given {producer}, not the protocol"
+            " itself")
+    largest = max((c.waiting for c in t.of("write")), default=0)
+    require(streaming, "registerProducer(self, False) registers a pull producer, which the"
+            f" transport never pauses: up to {largest:,} bytes waited in the transport")
 
 
+@numbers.check("all-lines", f"all {COUNT:,} lines arrive, in order",
+               hint="After a pause the transport calls resumeProducing(): carry on from the"
+                    " line after the last one written, until the count is reached.")
 def _all_lines(answer):
-    session = _numbers(answer)
-    if not session.closed:
-        raise AssertionError(
-            f"after {TIMEOUT:g} s the client had {len(session.received)} of {len(NUMBERS)}"
-            " bytes and the connection was still open: resumeProducing() must carry on"
-            " writing, and the end is unregisterProducer() then loseConnection()"
-        )
-    assert session.received == NUMBERS, _first_difference(session.received, NUMBERS)
+    t = _numbers(answer, False)
+    if t.received == NUMBERS:
+        return
+    if NUMBERS.startswith(t.received):
+        pauses, resumes = len(t.of("pause")), len(t.of("resume"))
+        fail(f"{len(t.received):,} of {len(NUMBERS):,} bytes arrived; {t.stall} (the"
+             f" transport had paused your producer {pauses} times and resumed it {resumes}"
+             " times)")
+    fail(_first_difference(t.received, NUMBERS))
 
 
+@numbers.check("one-per-write", "one line per write()",
+               hint="A pause can only come between two write() calls: give each call one"
+                    " line, so that the producer can stop after any of them.")
+def _one_per_write(answer):
+    t = _numbers(answer, False)
+    for n, c in enumerate(t.of("write"), start=1):
+        if c.data.count(b"\n") != 1 or not c.data.endswith(b"\n"):
+            fail(f"write() call {n:,} carried {show(c.data)}: not one line")
+
+
+@numbers.check("not-while-paused", "no write() while paused",
+               hint="pauseProducing() is only a request: write() goes on accepting bytes."
+                    " Remember that you were paused, and look before every write.")
 def _not_while_paused(answer):
-    session = _numbers(answer)
-    assert session.watch.paused_writes == 0, (
-        f"{session.watch.paused_writes} of {session.watch.writes} writes came while the"
-        " producer was paused (after pauseProducing(), before resumeProducing())"
-    )
+    t = _numbers(answer, False)
+    writes = t.of("write")
+    paused = [c for c in writes if c.paused]
+    if paused:
+        largest = max(c.waiting for c in writes)
+        fail(f"{len(paused):,} of {len(writes):,} write() calls came while the producer was"
+             " paused (after pauseProducing(), before resumeProducing()); up to"
+             f" {largest:,} bytes waited in the transport (bufferSize is {BUFFER_SIZE:,})")
 
 
-def _bounded(answer):
-    session = _numbers(answer)
-    limit = BUFFER_SIZE + 64
-    assert session.watch.largest <= limit, (
-        f"up to {session.watch.largest} bytes waited in the transport; a push producer that"
-        f" stops when paused keeps it under bufferSize + one line ({limit})"
-    )
+@numbers.check("unregisters-and-closes", "after the last line it unregisters and closes,"
+               " and the connection ends",
+               hint="A transport does not close while a producer is registered with it, in"
+                    " case the producer has more to say: tell it when yours is done.")
+def _unregisters_and_closes(answer):
+    t = _numbers(answer, False)
+    require(t.received == NUMBERS, "not every line arrived (see above), so the end of the"
+            " stream could not be checked")
+    last = max(i for i, c in enumerate(t.calls) if c.what == "write")
+    lose = t.index("lose", last)
+    if lose is None:
+        fail("every line arrived, but loseConnection() was never called: the connection"
+             f" stayed open, and {t.stall}")
+    if t.of("register") and t.index("unregister") is None:
+        paused = t.calls[lose].paused
+        if t.closed:
+            fail("after the last line, loseConnection() was called with the producer still"
+                 " registered (no unregisterProducer()); the connection closed only because"
+                 " the producer was not paused at that moment")
+        fail("after the last line, loseConnection() was called with the producer still"
+             f" registered (no unregisterProducer()){' and paused' if paused else ''}: the"
+             f" connection stayed open, and {t.stall}, the transport waiting for its"
+             " producer")
+    require(t.closed, f"after loseConnection() the connection stayed open, and {t.stall}")
 
 
-exercise(
-    "12.1",
-    "A push producer of numbered lines",
-    Check(
-        "registers itself as a push producer",
-        _registers_push,
-        "in connectionMade: self.transport.registerProducer(self, True)",
-    ),
-    Check(
-        f"all {COUNT} lines arrive in order, then the connection closes",
-        _all_lines,
-        "resumeProducing: write lines in a loop while not paused; when the last is sent,"
-        " self.transport.unregisterProducer() and self.transport.loseConnection()",
-    ),
-    Check(
-        "no write while paused",
-        _not_while_paused,
-        "pauseProducing sets self.paused = True; the loop checks it before every write",
-    ),
-    Check(
-        "never more than bufferSize + one line waiting",
-        _bounded,
-        "write one line per write() call and stop as soon as pauseProducing has been called",
-    ),
-)
+@numbers.check("stops", "stopProducing() stops it for good",
+               hint="stopProducing() means the consumer is gone: nothing may be written"
+                    " after it, even if resumeProducing() is called again.")
+def _stops(answer):
+    t = _numbers(answer, True)
+    stop, what = t.index("stop"), "the client aborted the connection when its first bytes came"
+    if stop is None:
+        if t.total >= ABORT_TOTAL:
+            return  # everything was written before the abort: nothing to stop (checked above)
+        if not t.of("register"):
+            fail(f"{what}; the transport did not call stopProducing(): no producer was"
+                 " registered")
+        fail(f"{what}; the transport did not call stopProducing(): your producer had"
+             f" unregistered already, after writing {t.total:,} of {ABORT_TOTAL:,} bytes")
+    again = t.index("resume again") or len(t.calls)
+    early = [c for c in t.calls[stop:again] if c.what == "write"]
+    require(not early, "the client aborted the connection; after stopProducing() your"
+            f" producer still called write() {len(early):,} times in {AFTER_LOSS * 1000:g} ms")
+    late = [c for c in t.calls[again:] if c.what == "write"]
+    require(not late, "after stopProducing(), a later resumeProducing() call made your"
+            f" producer call write() {len(late):,} times")
 
 
-# -- 12.2 ------------------------------------------------------------------------------
+# -- 12.2 -------------------------------------------------------------------
 
 DATA = random.Random(1202).randbytes(200_000)
-SIZE = 4096
+SIZE = 4096  # DATA is not a multiple of it: the last slice is short
+ABORT_SLICES = 4 * SIZE  # 12.2's second transfer: the client aborts after this much
+
+slices = exercise("12.2", "Send bytes with a pull producer")
 
 
-def _slices_protocol(answer):
+def _deferred_server(call_answer, who):
+    """A server protocol that calls the answer when connected, notes how the Deferred it
+    returned ends (fired, failed), then closes the connection."""
     from twisted.internet.defer import Deferred
     from twisted.internet.protocol import Protocol
     from twisted.python.failure import Failure
 
-    class SliceServer(Protocol):
+    class Server(Protocol):
         def connectionMade(self):
-            d = answer(self.transport, DATA, SIZE)
+            try:
+                d = call_answer(self.transport)
+            except Exception as exc:
+                self.factory.transfer.raise_(f"your {who}", exc)
+                self.transport.abortConnection()
+                return
             if not isinstance(d, Deferred):
-                raise AssertionError(
-                    f"send_slices(...) returned {type(d).__name__}, expected a Deferred"
-                )
-            d.addBoth(self.fired)
+                self.factory.transfer.problem = (
+                    f"{who} returned {show(d)} ({type(d).__name__}), expected a Deferred")
+                self.transport.abortConnection()
+                return
+            d.addBoth(self.ended)
 
-        def fired(self, result):
-            if isinstance(result, Failure):
-                self.factory.watch.log.record("server", "failed", error=_brief(result.value))
-            else:
-                self.factory.watch.log.record("server", "fired", value=result)
+        def ended(self, result):
+            failed = isinstance(result, Failure)
+            self.factory.transfer.note("failed" if failed else "fired",
+                                       detail=result.value if failed else result)
             self.transport.loseConnection()
 
-    return SliceServer
+    return Server
 
 
-def _slices(answer, abort_after=None):
-    def make():
-        return _Session("check-12.2", _slices_protocol(answer), abort_after=abort_after)
-
-    session = _cached(("12.2", answer, abort_after), make)
-    session.raise_errors()
-    return session
+@observation
+def _slices(answer, abort):
+    server = _deferred_server(lambda transport: answer(transport, DATA, SIZE), "send_slices")
+    return transfer("check-12.2", server, abort_after=ABORT_SLICES if abort else None)
 
 
-def _fired(session, limit=0.05):
-    """The Deferred's outcome as recorded by the server protocol (by the time a session
-    returns, the server side has seen the connection close, so it has fired or never
-    will: the wait is short)."""
-    try:
-        session.watch.log.wait(1, timeout=limit)
-    except EventTimeout:
-        return None
-    first = session.watch.log.events[0]
-    return None if first.source == "checker" else first  # fired only after the abort
+@slices.check("pull", "registers a pull producer",
+              hint="Which kind of producer does the transport ask for data each time its"
+                   " buffer is empty? Tell registerProducer() which kind yours is.")
+def _pull(answer):
+    t = _slices(answer, False)
+    _, streaming = _registered(t, "send_slices")
+    require(not streaming, "registerProducer(producer, True) registers a push producer,"
+            f" which the transport does not ask for data: {len(t.of('write'))} write() calls"
+            f" came, {len(t.received):,} bytes arrived")
 
 
-def _fires_with_length(answer):
-    session = _slices(answer)
-    event = _fired(session)
-    assert event is not None, (
-        f"the Deferred from send_slices had not fired when the transfer ended"
-        f" ({len(session.received)} of {len(DATA)} bytes arrived)"
-    )
-    assert event.what == "fired", f"the Deferred failed: {event.details['error']}"
-    assert event.details["value"] == len(DATA), (
-        f"the Deferred fired with {event.details['value']!r}, expected {len(DATA)}"
-    )
+@slices.check("slices", "writes only in resumeProducing(), at most `size` bytes per call",
+              hint="A pull producer waits to be asked: each resumeProducing() call writes the"
+                   " next slice, one, and returns.")
+def _one_slice_per_call(answer):
+    t = _slices(answer, False)
+    require(t.of("write"), "nothing was written to the transport")
+    wrong = _outside_or_too_big(t, SIZE)
+    require(wrong is None, f"{wrong} (size={SIZE})")
 
 
-def _arrives_and_closes(answer):
-    session = _slices(answer)
-    if not session.closed:
-        event = _fired(session)
-        hint = (
-            "your Deferred fired and the checker called loseConnection(), but the connection"
-            " stayed open: unregisterProducer() before firing" if event is not None else
-            "your Deferred never fired: does resumeProducing() write the next slice each time"
-            " it is called, and fire the Deferred when nothing is left?"
-        )
-        raise AssertionError(
-            f"after {TIMEOUT:g} s, {len(session.received)} of {len(DATA)} bytes had arrived"
-            f" and the connection was open; {hint}"
-        )
-    assert session.received == DATA, _first_difference(session.received, DATA)
+@slices.check("arrives", "the data arrives whole, and the connection can close",
+              hint="Once the Deferred has fired, the checker closes the connection: the"
+                   " transport must have nothing more to wait for by then.")
+def _arrives(answer):
+    t = _slices(answer, False)
+    if not t.closed:
+        if t.index("fired") is None:
+            fail(f"{len(t.received):,} of {len(DATA):,} bytes arrived, your Deferred had not"
+                 f" fired, and the connection was open; {t.stall}")
+        if t.index("unregister") is None:
+            fail("your Deferred fired and the checker called loseConnection(), but the"
+                 f" connection stayed open ({t.stall}): the producer was still registered"
+                 " (no unregisterProducer())")
+        fail("your Deferred fired and the checker called loseConnection(), but the"
+             f" connection stayed open ({t.stall})")
+    require(t.received == DATA, _first_difference(t.received, DATA))
+    lose, ended = t.index("lose"), t.index("fired") or t.index("failed")
+    require(lose is None or ended is None or ended < lose, "your code called"
+            " loseConnection() itself; the checker closes the connection when your Deferred"
+            " has fired")
 
 
-def _one_slice_at_a_time(answer):
-    session = _slices(answer)
-    registered = session.watch.registered
-    assert registered, "send_slices never called transport.registerProducer(...)"
-    assert not registered[0][1], (
-        "registerProducer(producer, True) registers a push producer; a pull producer is False"
-    )
-    assert session.watch.largest <= SIZE, (
-        f"up to {session.watch.largest} bytes waited in the transport; a pull producer writes"
-        f" one slice ({SIZE} bytes) per resumeProducing() call"
-    )
+@slices.check("fires", "the Deferred fires with len(data) once all is written and the"
+              " producer unregistered",
+              hint="Fire it from the producer, at the moment it finds nothing left to send,"
+                   " after it has told the transport that it is done.")
+def _fires(answer):
+    t = _slices(answer, False)
+    fired, failed = t.index("fired"), t.index("failed")
+    if failed is not None and fired is None:
+        fail(f"your Deferred failed with {describe_error(t.calls[failed].detail)}")
+    require(fired is not None, f"your Deferred never fired ({len(t.received):,} of"
+            f" {len(DATA):,} bytes arrived)")
+    c = t.calls[fired]
+    require(c.detail == len(DATA), f"your Deferred fired with {show(c.detail)}, expected"
+            f" {len(DATA):,} (len(data))")
+    require(c.written == len(DATA), f"your Deferred fired when {c.written:,} of"
+            f" {len(DATA):,} bytes had been written")
+    unregister = t.index("unregister")
+    require(unregister is not None and unregister < fired, "your Deferred fired while the"
+            " producer was still registered"
+            + (" (unregisterProducer() came after it)" if unregister is not None else
+               " (no unregisterProducer())"))
 
 
+@slices.check("fails-when-lost", "a lost connection fails the Deferred",
+              hint="When the connection is lost, the transport tells its producer to stop;"
+                   " a Deferred can end with an error as well as a result.")
 def _fails_when_lost(answer):
-    session = _slices(answer, abort_after=4 * SIZE)
-    event = _fired(session)
-    assert event is not None, (
-        "the client aborted the connection mid-transfer and the Deferred never fired:"
-        " stopProducing() must errback it"
-    )
-    assert event.what == "failed", (
-        f"the client aborted the connection mid-transfer, and the Deferred fired with"
-        f" {event.details['value']!r}; expected it to fail"
-    )
+    t = _slices(answer, True)
+    fired, failed = t.index("fired"), t.index("failed")
+    what = f"the client aborted the connection after {ABORT_SLICES:,} bytes"
+    if fired is not None:
+        fail(f"{what}, and your Deferred fired with {show(t.calls[fired].detail)}; expected"
+             " it to fail")
+    require(failed is not None, f"{what}, and your Deferred never fired nor failed")
 
 
-exercise(
-    "12.2",
-    "Send bytes with a pull producer",
-    Check(
-        "the Deferred fires with len(data)",
-        _fires_with_length,
-        "in resumeProducing, when nothing is left: unregisterProducer(), then"
-        " self.done.callback(len(data))",
-    ),
-    Check(
-        "the data arrives whole, and the connection can close",
-        _arrives_and_closes,
-        "one slice data[i:i + size] per resumeProducing(); unregisterProducer() at the end,"
-        " or loseConnection() waits for ever",
-    ),
-    Check(
-        "a pull producer: one slice waiting at a time",
-        _one_slice_at_a_time,
-        "transport.registerProducer(producer, False), and write only in resumeProducing",
-    ),
-    Check(
-        "a lost connection fails the Deferred",
-        _fails_when_lost,
-        "stopProducing(): errback the Deferred (if it has not fired yet)",
-    ),
-)
+# -- 12.3 -------------------------------------------------------------------
 
-
-# -- 12.3 ------------------------------------------------------------------------------
-
+CHUNK_SIZE = 16 * 1024  # FileSender.CHUNK_SIZE
 FILE_DATA = random.Random(1203).randbytes(1024 * 1024 + 7)
-FILE_DIGEST = hashlib.sha256(FILE_DATA).hexdigest()
+# After the first chunk has been written, the checker changes the file's first byte (read
+# already) and its last byte (not read yet), as if the file were being edited.
+SENT = FILE_DATA[:-1] + bytes([FILE_DATA[-1] ^ 0xFF])  # what FileSender reads and sends
+CHANGED = bytes([FILE_DATA[0] ^ 0xFF]) + SENT[1:]  # the file after the change
+SENT_DIGEST = hashlib.sha256(SENT).hexdigest()
+ABORT_FILE = 4 * CHUNK_SIZE  # 12.3's second transfer: the client aborts after this much
+
+send = exercise("12.3", "A file, and its digest")
 
 
-def _file_protocol(answer, path):
-    from twisted.internet.defer import Deferred
-    from twisted.internet.protocol import Protocol
-    from twisted.python.failure import Failure
+def _change_file(path):
+    def change(t: Transfer):
+        if len(t.of("write")) == 1:
+            with open(path, "r+b") as f:
+                f.write(CHANGED[:1])
+                f.seek(len(CHANGED) - 1)
+                f.write(CHANGED[-1:])
 
-    class FileServer(Protocol):
-        def connectionMade(self):
-            d = answer(path, self.transport)
-            if not isinstance(d, Deferred):
-                raise AssertionError(
-                    f"send_file(...) returned {type(d).__name__}, expected a Deferred"
-                )
-            d.addBoth(self.fired)
-
-        def fired(self, result):
-            log = self.factory.watch.log
-            if isinstance(result, Failure):
-                log.record("server", "failed", error=_brief(result.value))
-            else:
-                log.record("server", "fired", value=result)
-            self.transport.loseConnection()
-
-    return FileServer
+    return change
 
 
-def _file_session(answer):
-    def make():
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "check-12.3.bin"
-            path.write_bytes(FILE_DATA)
-            return _Session("check-12.3", _file_protocol(answer, path))
-
-    session = _cached(("12.3", answer), make)
-    session.raise_errors()
-    return session
+# -- toolkit candidate: was the reader's file closed? --------------------------------
 
 
-def _digest(answer):
-    session = _file_session(answer)
-    event = _fired(session)
-    if event is None:
-        raise AssertionError("the Deferred from send_file had not fired when the transfer"
-                             " ended")
-    assert event.what == "fired", f"the Deferred failed: {event.details['error']}"
-    value = event.details["value"]
-    assert value == FILE_DIGEST, (
-        f"the Deferred fired with {value!r}; expected the file's SHA-256 hex digest,"
-        f" {FILE_DIGEST[:16]}..."
-    )
+def _unclosed(path, caught) -> list[str]:
+    """How the file at `path` stayed open: a file object for it is still open, or one was
+    closed only by the garbage collector (its ResourceWarning is in `caught`)."""
+    gc.collect()  # a file object the answer dropped unclosed is finalized here
+    if any(isinstance(o, io.IOBase) and getattr(o, "name", None) == str(path) and not o.closed
+           for o in gc.get_objects()):
+        return ["an open file object for it still existed"]
+    if any(issubclass(w.category, ResourceWarning) and str(path) in str(w.message)
+           for w in caught):
+        return ["it was never closed: Python closed it only when it collected the file"
+                " object (ResourceWarning: unclosed file)"]
+    return []
 
 
+@observation
+def _file_transfer(answer, abort):
+    server = _deferred_server(lambda transport: answer(path, transport), "send_file")
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
+        path = Path(folder) / "check-12.3.bin"
+        path.write_bytes(FILE_DATA)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            t = transfer("check-12.3", server, abort_after=ABORT_FILE if abort else None,
+                         after_write=None if abort else _change_file(path))
+            t.unclosed = _unclosed(path, caught)
+    return t
+
+
+@send.check("arrives", "the file arrives whole, as FileSender reads it",
+            hint="FileSender reads the file one chunk at a time, as the transport asks for"
+                 " it; hand it the open file and let it do the reading.")
 def _file_arrives(answer):
-    session = _file_session(answer)
-    assert session.closed, (
-        f"after {TIMEOUT:g} s, {len(session.received)} of {len(FILE_DATA)} bytes had arrived"
-        " and the connection was still open"
-    )
-    got = hashlib.sha256(session.received).hexdigest()
-    assert got == FILE_DIGEST, (
-        f"{len(session.received)} bytes arrived (of {len(FILE_DATA)}) and their SHA-256 is"
-        " not the file's"
-    )
+    t = _file_transfer(answer, False)
+    if t.received == FILE_DATA:
+        fail("the client received the file as it was before the checker changed it, during"
+             " the transfer: your code read the whole file before sending it")
+    require(t.received == SENT, _first_difference(t.received, SENT))
+    if t.index("fired") is None:
+        require(t.closed, "every byte arrived, but your Deferred never fired, so the"
+                " checker never closed the connection")
+    require(t.closed, "every byte arrived, but the connection stayed open after the checker"
+            f" closed it ({t.stall}): was a producer still registered?")
 
 
+@send.check("chunks", "sent by a producer, one chunk at a time",
+            hint="Do not read the file or write to the transport yourself: FileSender"
+                 " does both, one chunk at a time, when the transport asks.")
 def _file_in_chunks(answer):
-    session = _file_session(answer)
-    assert session.watch.largest <= BUFFER_SIZE, (
-        f"up to {session.watch.largest} bytes waited in the transport: was the whole file"
-        " written at once? FileSender writes 16 KiB at a time"
-    )
-    assert session.watch.registered, "no producer was registered: use FileSender"
+    t = _file_transfer(answer, False)
+    require(t.of("register"), "no producer was registered with the transport")
+    wrong = _outside_or_too_big(t, CHUNK_SIZE)
+    require(wrong is None, f"{wrong} (FileSender's chunk is {CHUNK_SIZE:,} bytes)")
 
 
-exercise(
-    "12.3",
-    "A file, and its digest",
-    Check(
-        "the Deferred fires with the SHA-256 hex digest of the file",
-        _digest,
-        "hash = hashlib.sha256(); transform=lambda chunk: (hash.update(chunk), chunk)[1];"
-        " then d.addCallback(lambda _: hash.hexdigest())",
-    ),
-    Check(
-        "the file arrives whole",
-        _file_arrives,
-        "FileSender().beginFileTransfer(open(path, 'rb'), transport, transform)",
-    ),
-    Check(
-        "sent in chunks by FileSender, not all at once",
-        _file_in_chunks,
-        "do not read the file yourself: FileSender reads and writes one chunk per call",
-    ),
-)
+@send.check("digest", "the Deferred fires with the SHA-256 hex digest of the bytes sent",
+            hint="FileSender's transform sees every chunk on its way out: let it feed a"
+                 " hash, and give the Deferred the hash's hex string at the end.")
+def _digest(answer):
+    t = _file_transfer(answer, False)
+    fired, failed = t.index("fired"), t.index("failed")
+    if failed is not None and fired is None:
+        fail(f"your Deferred failed with {describe_error(t.calls[failed].detail)}")
+    require(fired is not None, "your Deferred never fired")
+    c = t.calls[fired]
+    value, changed = c.detail, "the checker changed the file while it was being sent"
+    if value == hashlib.sha256(FILE_DATA).hexdigest():
+        fail(f"your Deferred fired with the SHA-256 of the file as it was before the"
+             f" transfer; {changed}, so the bytes sent have another digest")
+    if value == hashlib.sha256(CHANGED).hexdigest():
+        fail(f"your Deferred fired with the SHA-256 of the file as it was after the"
+             f" transfer; {changed}, so the bytes sent have another digest")
+    if value == hashlib.sha256(SENT).digest():
+        fail(f"your Deferred fired with {show(value)}, the raw digest (bytes); expected its"
+             " hex string")
+    require(value == SENT_DIGEST, f"your Deferred fired with {show(value)}; expected the"
+            f" SHA-256 hex digest of the bytes sent, {SENT_DIGEST[:16]}...")
+    require(c.written == len(SENT), f"your Deferred fired when {c.written:,} of"
+            f" {len(SENT):,} bytes had been written")
+
+
+@send.check("fails-when-lost", "a lost connection fails the Deferred",
+            hint="FileSender's Deferred fails when the connection is lost; whatever you add"
+                 " to it must let that failure through.")
+def _file_fails_when_lost(answer):
+    t = _file_transfer(answer, True)
+    fired, failed = t.index("fired"), t.index("failed")
+    what = f"the client aborted the connection after {ABORT_FILE:,} bytes"
+    if fired is not None:
+        fail(f"{what}, and your Deferred fired with {show(t.calls[fired].detail)}; expected"
+             " it to fail")
+    require(failed is not None, f"{what}, and your Deferred never fired nor failed")
+
+
+@send.check("closes-file", "the file is closed when the transfer ends, or fails",
+            hint="The file is yours: close it when FileSender's Deferred has an outcome,"
+                 " whichever it is, and not before.")
+def _closes_file(answer):
+    for abort, when in [(False, "after the transfer"),
+                        (True, "after the connection was lost mid-transfer")]:
+        t = _file_transfer(answer, abort)
+        require(not t.unclosed, f"{when}: {t.unclosed[0] if t.unclosed else ''}")

@@ -1,306 +1,380 @@
 """Checks for chapter 13 (UDP with Twisted).
 
 13.1 `PeerCounter`: a DatagramProtocol that answers every datagram, to its sender, with
-     b"N " + the datagram, N counting the datagrams from that sender (1, 2, ...).
-     Checked live: the answer listens with listenUDP on 127.0.0.1 (closed before the
-     check returns) and two plain sockets talk to it.
+     b"N " + the datagram, N counting the datagrams from that sender (1, 2, ...); each
+     instance counts for itself.
 13.2 `Backoff(clock, send, timeout, tries)`: start() sends at once and returns a
      Deferred; no reply: send again after timeout, 2 x timeout, 4 x timeout, ...;
      after `tries` sends and one more wait, fail with TimeoutError("no reply after N
      attempts"). The first replied(reply) fires the Deferred and cancels the timer;
-     later replies are ignored. Checked with a task.Clock: no network, no real time.
+     later replies, and replies after the failure, are ignored. Checked on a task.Clock.
 13.3 `OnceServer`: answers b"ID add N" with b"ID total T" (T the running total); a
      request repeated by the same peer (same ID) is not applied again and gets the reply it
-     got the first time; the same ID from another peer is another request. Checked live,
-     like 13.1.
+     got the first time; the same ID from another peer is another request.
+
+13.1 and 13.3 run live: the answer's protocol listens with `serve_udp` on 127.0.0.1 and
+plain sockets on 127.0.0.1 (the peers A and B) talk to it. Each datagram the protocol
+handles is noted, with what it wrote to its transport (and to which address), so that a
+missing or misdirected reply is reported at once, with its cause.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+from dataclasses import dataclass, field
 
 from .. import reactor as _reactor
 from ..events import EventLog, EventTimeout
-from .legacy import Check, exercise
+from ..servers import serve_udp
+from . import Watch, exercise, fail, require, require_deferred, show
+from .framework import describe_error
 
-REPLY_TIMEOUT = 0.5  # how long 13.1 waits for a reply the answer has already sent
+REPLY_TIMEOUT = 0.5  # how long a peer waits for a reply that was not written at once
+HANDLE_TIMEOUT = 2.0  # how long a peer waits for the answer to handle its datagram
+
+
+# -- toolkit candidate: a DatagramProtocol served live, each datagram watched ------
+
+
+@dataclass
+class Handled:
+    """One datagramReceived call: what came, what was written, what it raised."""
+
+    datagram: bytes
+    addr: tuple
+    writes: list = field(default_factory=list)  # (datagram, addr) given to write()
+    raised: BaseException | None = None
+
+
+class _Watched:
+    """The answer's protocol on a UDP port; each datagramReceived call is noted."""
+
+    def __init__(self, protocol, port):
+        self.protocol, self.port, self.log = protocol, port, EventLog()
+        self.current: Handled | None = None
+        handle, write = protocol.datagramReceived, port.listening.write
+
+        def watched_handle(datagram, addr):  # in the reactor thread
+            self.current = handled = Handled(datagram, addr)
+            try:
+                handle(datagram, addr)
+            except Exception as exc:  # reported by the check that sent the datagram
+                handled.raised = exc
+            finally:
+                self.current = None
+                self.log.record("answer", "handled", handled=handled)
+
+        def watched_write(datagram, addr=None):
+            if self.current is not None:
+                self.current.writes.append((datagram, addr))
+            return write(datagram, addr)
+
+        protocol.datagramReceived = watched_handle
+        port.listening.write = watched_write
+
+    @property
+    def address(self):
+        return self.port.address
+
+
+@contextlib.contextmanager
+def _serving(answer, *names):
+    """The answer's protocol class on one UDP port per name: yields a _Watched for each."""
+    from twisted.internet.protocol import DatagramProtocol
+
+    require(isinstance(answer, type) and issubclass(answer, DatagramProtocol),
+            f"{show(answer)} is not a DatagramProtocol subclass")
+    with contextlib.ExitStack() as stack:
+        watched = []
+        for name in names:
+            protocol = answer()
+            port = stack.enter_context(serve_udp(name, protocol))
+            watched.append(_reactor.call(_Watched, protocol, port))
+        yield watched
+
+
+@contextlib.contextmanager
+def _peers(*names):
+    """A UDP socket on 127.0.0.1 for each peer name: {name: socket}."""
+    with contextlib.ExitStack() as stack:
+        socks = {}
+        for name in names:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            sock.bind(("127.0.0.1", 0))
+            socks[name] = sock
+        yield socks
+
+
+def _to_sender(handled: Handled) -> list:
+    return [d for d, addr in handled.writes if addr is not None and tuple(addr) == handled.addr]
+
+
+def exchange(server: _Watched, peer, who: str, datagram: bytes, story: str) -> bytes:
+    """Send `datagram` from `peer` (named `who`), wait until the answer has handled it,
+    and return its one reply; fail saying what the answer did instead."""
+    seen = len(server.log)
+    what = f"{story}{who} sent {show(datagram)}"
+    peer.sendto(datagram, server.address)
+    try:
+        handled = server.log.wait(seen + 1, timeout=HANDLE_TIMEOUT)[-1].details["handled"]
+    except EventTimeout:
+        fail(f"{what}: datagramReceived was not called within {HANDLE_TIMEOUT:g} s")
+    exc = handled.raised
+    if isinstance(exc, AssertionError) and any(addr is None for _, addr in handled.writes):
+        fail(f"{what}: your datagramReceived called transport.write() without an address;"
+             " a UDP port that is not connected cannot know where to send (Twisted's write()"
+             " failed with a bare AssertionError)")
+    if exc is not None:
+        raise AssertionError(f"{what}: your datagramReceived raised"
+                             f" {describe_error(exc)}") from exc
+    elsewhere = [(d, a) for d, a in handled.writes if a is None or tuple(a) != handled.addr]
+    if elsewhere:
+        d, addr = elsewhere[0]
+        fail(f"{what}: your datagramReceived wrote {show(d)} to {addr!r}, not to the sender"
+             " (the address it was given)")
+    replies = _to_sender(handled)
+    require(len(replies) <= 1, f"{what}: it was answered with {len(replies)} datagrams,"
+            f" {', '.join(show(r) for r in replies)}; expected one reply")
+    peer.settimeout(REPLY_TIMEOUT)
+    try:
+        return peer.recv(65536)
+    except TimeoutError:
+        fail(f"{what}: your datagramReceived returned without writing anything, and no"
+             f" reply came within {REPLY_TIMEOUT:g} s")
+
+
+def _script(answer, steps, story, servers=("S",)):
+    """Run steps (server, peer, datagram, expected reply) against the answer, with peers
+    A and B; fail at the first reply that is not the one expected."""
+    names = [f"check-13-{name}" for name in servers]
+    with _serving(answer, *names) as watched, _peers("A", "B") as peers:
+        by_name = dict(zip(servers, watched, strict=True))
+        for server, who, datagram, expected in steps:
+            where = f" to {server}" if len(servers) > 1 else ""
+            reply = exchange(by_name[server], peers[who], who, datagram, story)
+            require(reply == expected, f"{story}{who}'s {show(datagram)}{where} got"
+                    f" {show(reply)}, expected {show(expected)}")
 
 
 # -- 13.1 -------------------------------------------------------------------
 
-
-@contextlib.contextmanager
-def _listening(answer):
-    """Open the answer's protocol on 127.0.0.1; yield (port number, log); close it.
-
-    The protocol's datagramReceived is wrapped: each call records "returned", or
-    "raised" with the exception, so a check knows at once when the datagram was handled.
-    """
-    from twisted.internet.protocol import DatagramProtocol
-
-    if not (isinstance(answer, type) and issubclass(answer, DatagramProtocol)):
-        raise AssertionError(f"{answer!r} is not a DatagramProtocol subclass")
-    log = EventLog()
-    protocol = answer()
-    handle = protocol.datagramReceived
-    name = f"{answer.__name__}.datagramReceived"
-
-    def watched(datagram, addr):
-        try:
-            handle(datagram, addr)
-        except Exception as exc:
-            log.record("answer", "raised", error=f"{name} raised {type(exc).__name__}: {exc}")
-        else:
-            log.record("answer", "returned")
-
-    protocol.datagramReceived = watched
-
-    def listen():
-        from twisted.internet import reactor
-
-        return reactor.listenUDP(0, protocol, interface="127.0.0.1")
-
-    port = _reactor.call(listen)
-    try:
-        yield port.getHost().port, log
-    finally:
-        _reactor.call(port.stopListening)
+counter = exercise("13.1", "A counter per peer")
 
 
-def _exchange(sock, port, log, datagram):
-    """Send `datagram` from `sock`, wait until the answer handled it, return the reply."""
-    handled = len(log) + 1
-    sock.sendto(datagram, ("127.0.0.1", port))
-    try:
-        event = log.wait(handled, timeout=2.0)[-1]
-    except EventTimeout:
-        raise AssertionError(f"datagramReceived was not called for {datagram!r}") from None
-    if event.what == "raised":
-        raise AssertionError(event.details["error"])
-    try:
-        return sock.recv(2048)
-    except TimeoutError:
-        raise AssertionError(
-            f"sent {datagram!r}: no reply came back to the sender within {REPLY_TIMEOUT:g} s"
-        ) from None
-
-
-def _udp_socket():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(REPLY_TIMEOUT)
-    return sock
-
-
+@counter.check("answers-sender", "answers the sender with b'1 ' + the datagram",
+               hint="A datagram comes with the address it came from, and a UDP port that is"
+                    " not connected must be told where each reply goes.")
 def _answers_sender(answer):
-    with _listening(answer) as (port, log), _udp_socket() as sock:
-        reply = _exchange(sock, port, log, b"hello")
-        assert reply == b"1 hello", (
-            f"sent b'hello' from a new peer: got {reply!r}, expected b'1 hello'"
-        )
+    _script(answer, [("S", "A", b"hello", b"1 hello")], "")
 
 
+@counter.check("per-peer", "counts the datagrams of each peer separately, past 9",
+               hint="Keep one count per sender, in the protocol, found by the address the"
+                    " datagram came from: host and port, for two peers can share a host.")
 def _counts_per_peer(answer):
-    with _listening(answer) as (port, log), _udp_socket() as a, _udp_socket() as b:
-        script = [(a, "A", b"a", b"1 a"), (a, "A", b"b", b"2 b"), (b, "B", b"x", b"1 x"),
-                  (a, "A", b"c", b"3 c"), (b, "B", b"y", b"2 y")]
-        for sock, who, datagram, expected in script:
-            reply = _exchange(sock, port, log, datagram)
-            assert reply == expected, (
-                f"peers A and B sent a, b (A), x (B), c (A), y (B): {who}'s {datagram!r} got"
-                f" {reply!r}, expected {expected!r}"
-            )
+    steps = [("S", who, text, b"%d %s" % (n, text)) for who, n, text in [
+        ("A", 1, b"a1"), ("A", 2, b"a2"), ("B", 1, b"b1"), ("A", 3, b"a3"),
+        *[("A", n, b"a%d" % n) for n in range(4, 12)], ("B", 2, b"b2")]]
+    _script(answer, steps, "peers A and B, both on 127.0.0.1, took turns: ")
 
 
-exercise(
-    "13.1",
-    "A counter per peer",
-    Check(
-        "answers the sender with b'1 ' + the datagram",
-        _answers_sender,
-        "self.transport.write(b'%d ' % n + datagram, addr): reply to `addr`, the sender",
-    ),
-    Check(
-        "counts the datagrams of each peer separately",
-        _counts_per_peer,
-        "keep a dict in the protocol, keyed by the sender's address:"
-        " self.counts[addr] = self.counts.get(addr, 0) + 1",
-    ),
-)
+@counter.check("bytes-kept", "sends the datagram back byte for byte: empty, spaces, not UTF-8",
+               hint="A datagram is bytes, not text: it may be empty, end in a newline, or not"
+                    " be valid UTF-8. Put it after the count untouched.")
+def _bytes_kept(answer):
+    datagrams = [b"", b" two words\n", b"\xff\xfe not UTF-8", "€ 5".encode()]
+    steps = [("S", "A", d, b"%d %s" % (n, d)) for n, d in enumerate(datagrams, start=1)]
+    _script(answer, steps, "")
+
+
+@counter.check("own-counts", "two PeerCounter ports count separately",
+               hint="What is written in the class body is shared by every instance; each"
+                    " protocol needs state of its own.")
+def _own_counts(answer):
+    _script(answer, [("S1", "A", b"x", b"1 x"), ("S1", "A", b"y", b"2 y"),
+                     ("S2", "A", b"z", b"1 z")],
+            "peer A sent two datagrams to port S1, then one to port S2: ", ("S1", "S2"))
 
 
 # -- 13.2 -------------------------------------------------------------------
 
-LIMIT = 20  # timer firings 13.2 follows before it decides the answer never stops
+backoff = exercise("13.2", "Retransmission with exponential backoff")
+STEPS = 20  # timer firings 13.2 follows before it decides the answer never stops
+EPSILON = 1e-9  # 0.1 + 0.2 + 0.4 + 0.8 is 1.5000000000000002: a timer due "at 1.5" runs
 
 
 class _Run:
-    """The answer, started on a task.Clock, with every send and the outcome recorded."""
+    """The answer on a task.Clock: its sends and its Deferred's outcome."""
 
     def __init__(self, answer, timeout, tries):
-        from twisted.internet.defer import Deferred
         from twisted.internet.task import Clock
 
-        self.clock, self.sends, self.outcome = Clock(), [], None
+        self.clock, self.sends, self.what = Clock(), [], f"timeout={timeout:g}, tries={tries}"
         self.backoff = answer(self.clock, self._send, timeout, tries)
-        d = self.backoff.start()
-        if not isinstance(d, Deferred):
-            raise AssertionError(f"start() returned {d!r}, expected a Deferred")
-        d.addBoth(self._settled)
+        self.watch = Watch(require_deferred(self.backoff.start(), "start()"))
 
     def _send(self):
         self.sends.append(round(self.clock.seconds(), 6))
 
-    def _settled(self, result):
-        from twisted.python.failure import Failure
+    @property
+    def outcome(self):
+        return self.watch.outcome
 
-        at = round(self.clock.seconds(), 6)
-        if isinstance(result, Failure):
-            self.outcome = ("failed", at, result.value)
+    def advance_to(self, at, what):
+        """Move the clock to `at`, firing each timer at its own time on the way (one big
+        step would run them all late). Fail, saying so, if a timer raises."""
+        for _ in range(STEPS):
+            due = min((c.getTime() for c in self.clock.getDelayedCalls()), default=None)
+            if due is None or due > at + EPSILON:
+                break
+            self._step(due, what)
         else:
-            self.outcome = ("fired", at, result)
-        # None: a failure is consumed here, never logged as unhandled
+            fail(f"{self.what}, {what}: still sending after {len(self.sends)} sends, at"
+                 f" t={self.sends}")
+        self._step(at, what)
+
+    def _step(self, to, what):
+        try:
+            self.clock.advance(max(0.0, to - self.clock.seconds()))
+        except Exception as exc:
+            raise AssertionError(f"{self.what}, {what}: at t={self.clock.seconds():g} your"
+                                 f" timer raised {describe_error(exc)}") from exc
 
     def run_timers(self):
-        """Fire the clock's timers one by one, each at its exact time, until none is left."""
-        for _ in range(LIMIT):
-            calls = self.clock.getDelayedCalls()
-            if not calls:
-                return
-            self.clock.advance(min(c.getTime() for c in calls) - self.clock.seconds())
-        raise AssertionError(f"still sending after {len(self.sends)} sends: {self.sends}")
+        """Fire the timers one by one, each at its time, until none is left."""
+        self.advance_to(1e6, "no reply")
 
 
+@backoff.check("starts", "start() sends at once and returns a Deferred that waits",
+               hint="start() sends the first copy itself; the Deferred is what the caller"
+                    " waits on, so it cannot have fired yet.")
 def _starts(answer):
     run = _Run(answer, 0.1, 4)
-    assert run.sends == [0.0], f"start() sent {len(run.sends)} times, expected 1 send at once"
-    assert run.outcome is None, f"start() returned a Deferred that had already fired: {run.outcome}"
+    require(run.sends == [0.0], f"start() called send() {len(run.sends)} times, expected once,"
+            " at once")
+    require(not run.watch.fired, f"start() returned a Deferred that {run.outcome}")
 
 
-def _describe(outcome):
-    if outcome is None:
-        return "had not fired"
-    kind, at, value = outcome
-    what = f"{type(value).__name__}: {value}" if kind == "failed" else repr(value)
-    return f"{kind} at {at:g} s with {what}"
-
-
+@backoff.check("backs-off", "no reply: sends again after timeout, 2 x timeout, 4 x timeout, ...",
+               hint="Each wait is twice the one before; the first is `timeout`. The clock"
+                    " you were given is the one to schedule on.")
 def _backs_off(answer):
-    for timeout, tries, expected in [(0.1, 4, [0.0, 0.1, 0.3, 0.7]), (0.5, 2, [0.0, 0.5])]:
+    for timeout, tries, expected in [(0.1, 4, [0.0, 0.1, 0.3, 0.7]), (0.5, 2, [0.0, 0.5]),
+                                     (0.2, 1, [0.0])]:
         run = _Run(answer, timeout, tries)
+        require(run.clock.getDelayedCalls() or run.watch.fired, f"{run.what}: after"
+                " start(), nothing was scheduled on the clock given to Backoff")
         run.run_timers()
-        assert run.sends == expected, (
-            f"timeout={timeout}, tries={tries}, no reply: sends at {run.sends}, expected"
-            f" {expected} (each wait twice the one before)"
-        )
+        require(run.sends == expected, f"{run.what}, no reply: sends at t={run.sends},"
+                f" expected {expected}")
 
 
+@backoff.check("gives-up", "after `tries` sends and the last wait: TimeoutError naming the"
+               " attempts",
+               hint="After the last send there is one more wait; when it runs out, fail the"
+                    " Deferred, and say how many attempts were made.")
 def _gives_up(answer):
     for timeout, tries, at in [(0.1, 4, 1.5), (0.5, 2, 1.5), (0.2, 1, 0.2)]:
         run = _Run(answer, timeout, tries)
-        run.run_timers()
-        outcome = run.outcome
-        ok = (outcome is not None and outcome[:2] == ("failed", at)
-              and isinstance(outcome[2], TimeoutError) and f"{tries} attempts" in str(outcome[2]))
-        assert ok, (
-            f"timeout={timeout}, tries={tries}, no reply: the Deferred {_describe(outcome)},"
-            f" expected it to fail at {at:g} s with TimeoutError('no reply after {tries}"
-            " attempts')"
-        )
+        run.advance_to(at - 0.001, "no reply")
+        require(not run.watch.fired, f"{run.what}, no reply: at t={at - 0.001:g} the"
+                f" Deferred {run.outcome}, before the last wait was over (t={at:g})")
+        run.advance_to(at, "no reply")
+        message = f"no reply after {tries} attempts"
+        ok = run.outcome.is_error(TimeoutError) and str(run.outcome.error) == message
+        require(ok, f"{run.what}, no reply: at t={at:g} the Deferred {run.outcome}, expected"
+                f" it to fail with TimeoutError: {message}")
+        require(not run.clock.getDelayedCalls(), f"{run.what}: after the failure, calls"
+                " were still scheduled on the clock")
 
 
+@backoff.check("reply-wins", "the first reply fires the Deferred and cancels the timer;"
+               " later ones are ignored",
+               hint="A reply ends the waiting: nothing may be left on the clock. A duplicate"
+                    " reply can come: the Deferred can fire only once.")
 def _reply_wins(answer):
     run = _Run(answer, 0.1, 4)
-    run.clock.advance(0.1)  # the second send
-    run.clock.advance(0.05)
+    run.advance_to(0.15, "before the reply")  # the second send was at t=0.1
     run.backoff.replied(b"pong")
-    assert run.outcome == ("fired", 0.15, b"pong"), (
-        f"replied(b'pong') at 0.15 s: the Deferred {_describe(run.outcome)}, expected it to"
-        " fire with b'pong' at once"
-    )
-    assert not run.clock.getDelayedCalls(), "after the reply, a timer is still scheduled"
-    run.backoff.replied(b"late duplicate")
-    run.clock.advance(5)
-    assert run.sends == [0.0, 0.1], f"sends at {run.sends} although the reply came at 0.15 s"
-    assert run.outcome[2] == b"pong", f"a later reply changed the result to {run.outcome[2]!r}"
+    sent = list(run.sends)
+    require(run.outcome.kind == "fired" and run.outcome.value == b"pong",
+            f"replied(b'pong') at t=0.15: the Deferred {run.outcome}, expected it to fire"
+            " with b'pong' at once")
+    require(not run.clock.getDelayedCalls(), "after replied(b'pong') at t=0.15, a timer was"
+            " still scheduled on the clock")
+    try:
+        run.backoff.replied(b"late duplicate")
+    except Exception as exc:
+        raise AssertionError("a second replied() call, a duplicate reply, raised"
+                             f" {describe_error(exc)}") from exc
+    run.advance_to(5, "after the reply")
+    require(run.sends == sent, f"sends at t={run.sends}, although the reply came at t=0.15")
+    require(run.outcome.value == b"pong", f"a later reply changed the result: the Deferred"
+            f" {run.outcome}")
 
 
-exercise(
-    "13.2",
-    "Retransmission with exponential backoff",
-    Check(
-        "start() sends at once and returns a Deferred",
-        _starts,
-        "in start(): self.result = Deferred(); self._attempt(); return self.result",
-    ),
-    Check(
-        "no reply: sends again after timeout, 2 x timeout, 4 x timeout, ...",
-        _backs_off,
-        "each attempt: self.send(); self.timer = self.clock.callLater(self.timeout * 2 **"
-        " (attempts - 1), self._expired)",
-    ),
-    Check(
-        "after `tries` sends and the last wait: TimeoutError naming the attempts",
-        _gives_up,
-        "in the timer callback: if attempts == tries, errback(TimeoutError(f'no reply after"
-        " {attempts} attempts')) instead of sending",
-    ),
-    Check(
-        "the first reply fires the Deferred and cancels the timer; later ones are ignored",
-        _reply_wins,
-        "in replied(): if not self.result.called: self.timer.cancel(); self.result.callback(reply)",
-    ),
-)
+@backoff.check("late-reply", "a reply after giving up is ignored",
+               hint="By the time a late reply comes, the Deferred has failed and the timer has"
+                    " already run: neither can be touched again.")
+def _late_reply(answer):
+    run = _Run(answer, 0.1, 2)
+    run.run_timers()
+    require(run.outcome.is_error(TimeoutError), f"{run.what}, no reply: once every timer had"
+            f" run, the Deferred {run.outcome}, expected a TimeoutError (see above)")
+    try:
+        run.backoff.replied(b"too late")
+    except Exception as exc:
+        raise AssertionError(f"{run.what}: replied(b'too late') after the TimeoutError raised"
+                             f" {describe_error(exc)}") from exc
+    require(run.outcome.is_error(TimeoutError), f"after replied(b'too late') the Deferred"
+            f" {run.outcome}")
 
 
 # -- 13.3 -------------------------------------------------------------------
 
-
-def _script(answer, steps, story):
-    """Run (peer, datagram, expected reply) steps against the answer, peers "A" and "B"."""
-    with _listening(answer) as (port, log), _udp_socket() as a, _udp_socket() as b:
-        peers = {"A": a, "B": b}
-        for who, datagram, expected in steps:
-            reply = _exchange(peers[who], port, log, datagram)
-            assert reply == expected, (
-                f"{story}: {who}'s {datagram!r} got {reply!r}, expected {expected!r}"
-            )
+once = exercise("13.3", "Apply each request once")
 
 
+@once.check("adds", "adds and answers b'ID total T'",
+            hint="The id is the first word, N the last; the reply repeats the id and gives"
+                 " the running total. Numbers can have many digits.")
 def _adds(answer):
-    _script(answer, [("A", b"1 add 5", b"1 total 5"), ("A", b"2 add 3", b"2 total 8")],
-            "A sent 1 add 5, 2 add 3")
+    _script(answer, [("S", "A", b"1 add 5", b"1 total 5"), ("S", "A", b"2 add 37", b"2 total 42"),
+                     ("S", "A", b"10 add 100", b"10 total 142")],
+            "A sent 1 add 5, 2 add 37, 10 add 100: ")
 
 
+@once.check("once", "a repeated request is not applied again",
+            hint="Remember each request you have applied, with the reply it got, so that a"
+                 " copy of it can be recognised, and answered once.")
 def _once(answer):
-    _script(answer, [("A", b"1 add 5", b"1 total 5"), ("A", b"1 add 5", b"1 total 5"),
-                     ("A", b"2 add 1", b"2 total 6")],
-            "A sent 1 add 5, the same again (a retransmission), then 2 add 1")
+    _script(answer, [("S", "A", b"1 add 5", b"1 total 5"), ("S", "A", b"1 add 5", b"1 total 5"),
+                     ("S", "A", b"2 add 1", b"2 total 6")],
+            "A sent 1 add 5, the same again (a retransmission), then 2 add 1: ")
 
 
+@once.check("first-reply", "a repeated request gets exactly the reply it got the first time",
+            hint="A retransmission means the reply was lost: send that reply again, not one"
+                 " made now.")
+def _first_reply(answer):
+    _script(answer, [("S", "A", b"1 add 5", b"1 total 5"), ("S", "B", b"7 add 10", b"7 total 15"),
+                     ("S", "A", b"1 add 5", b"1 total 5")],
+            "A sent 1 add 5, B sent 7 add 10, A repeated 1 add 5: ")
+
+
+@once.check("per-peer", "ids are per peer: the same id from another peer is a new request",
+            hint="Each client picks its own ids, so an id names a request only together with"
+                 " the whole address of the client that sent it.")
 def _per_peer(answer):
-    _script(answer, [("A", b"1 add 5", b"1 total 5"), ("B", b"1 add 10", b"1 total 15"),
-                     ("A", b"1 add 5", b"1 total 5")],
-            "A sent 1 add 5, B sent 1 add 10, A repeated 1 add 5")
+    _script(answer, [("S", "A", b"1 add 5", b"1 total 5"), ("S", "B", b"1 add 10", b"1 total 15"),
+                     ("S", "A", b"1 add 5", b"1 total 5"), ("S", "B", b"1 add 10", b"1 total 15")],
+            "A sent 1 add 5, B (also on 127.0.0.1) sent 1 add 10, then both repeated theirs: ")
 
 
-exercise(
-    "13.3",
-    "Apply each request once",
-    Check(
-        "adds and answers b'ID total T'",
-        _adds,
-        "request_id, _, command = datagram.partition(b' '); N = int(command.split()[1])",
-    ),
-    Check(
-        "a repeated request is not applied again, and gets its first reply",
-        _once,
-        "remember each reply: self.replies[key] = reply; if key is already there, send that",
-    ),
-    Check(
-        "ids are per peer: the same id from another peer is a new request",
-        _per_peer,
-        "key the remembered replies by (addr, request_id), not by request_id alone",
-    ),
-)
+@once.check("own-state", "two OnceServer ports keep their own totals",
+            hint="What is written in the class body is shared by every instance; each server"
+                 " needs a total and a memory of its own.")
+def _own_state(answer):
+    _script(answer, [("S1", "A", b"1 add 5", b"1 total 5"), ("S2", "A", b"1 add 7", b"1 total 7")],
+            "peer A sent 1 add 5 to port S1, then 1 add 7 to port S2: ", ("S1", "S2"))

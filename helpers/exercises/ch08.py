@@ -1,264 +1,271 @@
 """Checks for chapter 08 (Deferreds).
 
-08.1 with_default(d, default) -> Deferred        -- trap one error type, pass the rest on
-08.2 settle(deferreds) -> Deferred               -- DeferredList with consumeErrors
-08.3 async fetch_with_timeout(port, text, seconds) -- addTimeout against a live server
+08.1 with_default(d, default) -> Deferred          -- recover from one error type only
+08.2 settle(deferreds) -> Deferred                 -- every outcome, in input order
+08.3 async fetch_with_timeout(port, text, seconds) -- a request with a timeout, live
 
-08.1 and 08.2 fire Deferreds by hand in the checking thread: no reactor, no time. Every
-failure a check creates is handled by the check itself, so nothing is logged as an
-unhandled error later. 08.3 runs the answer in the reactor thread against two servers
-started for the check (one answers, one never does), with short timeouts, and stops them.
+08.1 and 08.2 fire Deferreds by hand in the checking thread: no reactor, no time. A check
+handles the failures it creates, except where leaving one unhandled is the reader's
+mistake (then Twisted logs it, and the check fails). 08.3 runs the answer in the reactor
+thread against servers started for the check: one answers (in two pieces), one never
+answers, one hangs up; and a port where nothing listens.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-import time
+from dataclasses import dataclass
 
-from .. import reactor as _reactor
 from ..events import EventLog, EventTimeout
 from ..servers import serve
-from .legacy import Check, exercise
+from . import Outcome, Watch, exercise, fail, observation, require, require_deferred, show
+from .answers import run_answer, settle
+from .framework import describe_error
+from .wire import dead_port
 
-TIMEOUT = 2.0  # the longest any check here waits for the reader's code
-
-
-def _watch(d):
-    """Record what a Deferred fires with (handling a failure); `_state(seen)` reads it."""
-    seen = []
-
-    def keep(result):
-        seen.append(result)  # returns None: a failure stops here, so it is never logged
-
-    d.addBoth(keep)
-    return seen
+REPLY_SECONDS = 1.0  # the timeout passed when the server answers at once
+SECONDS = 0.3  # the timeout passed when no reply will come
+HANG_UP_SECONDS = 2.0  # the timeout passed when the server hangs up (long: it must not count)
+SLACK = 1.0  # how much longer than `seconds` the answer may take before a check gives up
+CLOSE_TIMEOUT = 1.0  # how long a connection may stay open after the answer returned
 
 
-def _state(seen):
-    """('pending',), ('result', value) or ('failure', exception)."""
+# -- toolkit candidate: the exceptions Twisted logs, as objects -------------------------
+# The framework reports what Twisted logs as text; a check that explains a cause (an
+# AlreadyCalledError here, a BadLocalReturn in chapter 09) needs the exception itself.
+
+
+@contextlib.contextmanager
+def logged_exceptions():
+    """While active, collect the exception of every failure Twisted logs (the framework
+    still reports each one)."""
+    from twisted.logger import globalLogPublisher
+
+    logged = []
+
+    def observer(event):
+        failure = event.get("log_failure")
+        if failure is not None:
+            logged.append(failure.value)
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield logged
+    finally:
+        globalLogPublisher.removeObserver(observer)
+
+
+# -- shared by 08.1 and 08.2 ------------------------------------------------------------
+
+
+def _failure():
     from twisted.python.failure import Failure
 
-    if not seen:
-        return ("pending",)
-    if isinstance(seen[0], Failure):
-        return ("failure", seen[0].value)
-    return ("result", seen[0])
+    return Failure
 
 
-def _show(state):
-    if state[0] == "failure":
-        return f"a failure {type(state[1]).__name__}({state[1]})"
-    if state[0] == "result":
-        return f"the result {state[1]!r}"
-    return "still pending"
-
-
-def _deferred_returned(fn, *args):
-    from twisted.internet import defer
-
-    out = fn(*args)
-    assert isinstance(out, defer.Deferred), (
-        f"returned {type(out).__name__} ({out!r}), expected a Deferred"
-    )
-    return out
+def _called(fn, *args, what):
+    """fn(*args) with a deadline; the Deferred it returned, or fail saying what it did."""
+    outcome = run_answer(fn, *args, what=what)
+    if outcome.kind == "raised":
+        raise AssertionError(f"{what} {outcome}") from outcome.error
+    return require_deferred(outcome.value, what)
 
 
 # -- 08.1 -------------------------------------------------------------------
 
+with_default = exercise("08.1", "Recover from one error type")
+
 
 class MissingUser(KeyError):
-    """A subclass of KeyError: trap(KeyError) matches it too."""
+    """A subclass of KeyError, which the default must also cover."""
 
 
-def _run_with_default(fn, fire):
-    """with_default(d, "guest") on a fresh Deferred, fired by `fire(d)`: the final state."""
+def _with_default(fn, fire, default):
+    """with_default(d, default) on a new Deferred, then fire(d): (what, Outcome)."""
     from twisted.internet import defer
 
     d = defer.Deferred()
-    out = _deferred_returned(fn, d, "guest")
-    seen = _watch(out)
-    fire(d)
-    if out is not d:
-        _watch(d)  # d's own result, if the answer left one there, is handled too
-    return _state(seen)
+    watch = Watch(_called(fn, d, default, what=f"with_default(d, {default!r})"))
+    what = fire(d)
+    return what, watch.outcome
 
 
-def _values_pass(fn):
-    for value in (5, None, "x"):
-        state = _run_with_default(fn, lambda d, value=value: d.callback(value))
-        assert state == ("result", value), (
-            f"d.callback({value!r}): the chain ended with {_show(state)}, expected the"
-            f" result {value!r} unchanged"
-        )
+def _callback(value):
+    def fire(d):
+        d.callback(value)
+        return f"d.callback({value!r})"
+
+    return fire
 
 
-def _key_errors_recover(fn):
-    for error in (KeyError("bob"), MissingUser("carol")):
-        state = _run_with_default(fn, lambda d, error=error: d.errback(error))
-        assert state == ("result", "guest"), (
-            f"d.errback({type(error).__name__}({error})): the chain ended with {_show(state)},"
-            " expected the result 'guest'"
-        )
+def _errback(error):
+    def fire(d):
+        d.errback(error)
+        return f"d.errback({error!r})"
+
+    return fire
 
 
-def _others_pass(fn):
-    for error in (ValueError("bad name"), ZeroDivisionError("division by zero")):
-        state = _run_with_default(fn, lambda d, error=error: d.errback(error))
-        assert state[0] == "failure", (
-            f"d.errback({type(error).__name__}({error})): the chain ended with {_show(state)},"
-            f" expected the same {type(error).__name__} failure (only KeyError is recovered)"
-        )
-        assert state[1] is error, (
-            f"d.errback({type(error).__name__}({error})): the chain ended with {_show(state)},"
-            f" expected the same {type(error).__name__} instance, unchanged"
-        )
+@with_default.check("values", "a result goes on unchanged",
+                    hint="Of the two lines of a chain, values travel on one and failures on"
+                         " the other: which kind of stage is skipped by a value (section 1)?"
+                         " And give the caller a Deferred to add its own stages to.")
+def _values(fn):
+    for value in (5, None, [1, 2]):
+        what, outcome = _with_default(fn, _callback(value), "guest")
+        require(outcome.kind == "fired" and outcome.value is value,
+                f"{what}: the Deferred with_default returned {outcome}, expected it to fire"
+                f" with {value!r}, unchanged")
 
 
-exercise(
-    "08.1",
-    "Recover from one error type",
-    Check(
-        "a result goes on unchanged",
-        _values_pass,
-        "add an errback (d.addErrback), not a callback: an errback stage lets values through;"
-        " return d",
-    ),
-    Check(
-        "a KeyError (or a subclass) becomes the default",
-        _key_errors_recover,
-        "in the errback, failure.trap(KeyError), then return the default: returning a value"
-        " recovers",
-    ),
-    Check(
-        "any other failure goes on unchanged",
-        _others_pass,
-        "an errback that returns a value for every failure swallows them all; failure.trap"
-        " re-raises what does not match",
-    ),
-)
+@with_default.check("key-errors", "a KeyError, or a subclass of it, becomes the default",
+                    hint="An errback recovers by returning a value; section 3 shows how an"
+                         " errback handles one kind of error, subclasses included, and lets"
+                         " every other kind go on.")
+def _key_errors(fn):
+    for error, default in ((KeyError("bob"), "guest"), (MissingUser("carol"), 0)):
+        what, outcome = _with_default(fn, _errback(error), default)
+        require(outcome.kind == "fired" and outcome.value == default,
+                f"with_default(d, {default!r}), then {what}: the Deferred {outcome}, expected"
+                f" it to fire with {default!r}")
+
+
+@with_default.check("other-errors", "every other failure goes on, with the same exception",
+                    hint="Returning a value from an errback recovers from whatever it got, and"
+                         " raising a new exception replaces the old one: a failure you do not"
+                         " handle must go on as it came. Which errors does your test let"
+                         " through: KeyError's relatives too?")
+def _other_errors(fn):
+    for error in (ValueError("bad name"), IndexError("no such item"), RuntimeError("down")):
+        what, outcome = _with_default(fn, _errback(error), "guest")
+        require(outcome.kind == "failed" and outcome.error is error,
+                f"{what}: the Deferred with_default returned {outcome}, expected it to fail"
+                f" with that same {type(error).__name__}"
+                + (" (a new exception, not the same one)" if outcome.kind == "failed" else ""))
+
 
 # -- 08.2 -------------------------------------------------------------------
 
+settle_them = exercise("08.2", "Settle them all")
 
-def _settle_check(body):
-    """A check of 08.2: body(run) gets `run(fn, n)` -> (inputs, returned, seen).
 
-    Afterwards every input Deferred is handled, so that a wrong answer which left a
-    failure in one is reported by its check, not logged as unhandled later.
-    """
+@dataclass
+class _Settling:
+    inputs: list  # the Deferreds given to settle(), in order
+    watch: Watch  # what settle()'s Deferred fired with
+
+
+def _settle(fn, n):
     from twisted.internet import defer
 
-    def check_(fn):
-        made = []
-
-        def run(n):
-            ds = [defer.Deferred() for _ in range(n)]
-            made.extend(ds)
-            out = _deferred_returned(fn, list(ds))
-            return ds, out, _watch(out)
-
-        try:
-            body(run)
-        finally:
-            for d in made:
-                if d.called:
-                    _watch(d)
-
-    return check_
+    inputs = [defer.Deferred() for _ in range(n)]
+    return _Settling(inputs, Watch(_called(fn, list(inputs), what=f"settle(<{n} Deferreds>)")))
 
 
-def _expect_list(state, expected, what):
-    assert state[0] == "result", f"{what}: the Deferred ended with {_show(state)}"
-    got = state[1]
-    assert isinstance(got, list), f"{what}: fired with {got!r}, expected a list"
-    assert [tuple(x) if isinstance(x, (tuple, list)) else x for x in got] == expected, (
-        f"{what}: fired with {got!r}, expected {expected!r}"
-    )
+def _handle_inputs(settling):
+    """Handle a failure the answer left in an input: that is the `consumed` check's finding,
+    not a reason for every other check to fail too."""
+    for d in settling.inputs:
+        if d.called and isinstance(getattr(d, "result", None), _failure()):
+            d.addErrback(lambda failure: None)
 
 
-@_settle_check
-def _in_order(run):
-    ds, out, seen = run(3)
-    for i in (2, 0):
-        ds[i].callback(f"r{i}")
-        assert _state(seen) == ("pending",), (
-            f"fired after only some of the Deferreds had fired: {_show(_state(seen))}"
-        )
-    ds[1].callback("r1")
-    _expect_list(_state(seen), [("ok", "r0"), ("ok", "r1"), ("ok", "r2")],
-                 "three results, fired in the order 2, 0, 1")
+def _expect_list(outcome, expected, what):
+    require(outcome.kind == "fired", f"{what}: settle's Deferred {outcome}, expected it to fire"
+            f" with {show(expected)}")
+    got = outcome.value
+    require(isinstance(got, list) and len(got) == len(expected),
+            f"{what}: settle's Deferred fired with {show(got)}, expected the list"
+            f" {show(expected)}")
+    for i, (item, want) in enumerate(zip(got, expected, strict=True)):
+        same = type(item) is tuple and item == want and (want[0] == "ok" or item[1] is want[1])
+        require(same, f"{what}: settle's Deferred fired with a list whose item {i} is"
+                f" {show(item)}, expected {show(want)}"
+                + (", the very exception that failed the Deferred" if want[0] == "error" else ""))
 
 
-@_settle_check
-def _errors_listed(run):
-    ds, out, seen = run(3)
-    errors = [KeyError("k"), ValueError("v")]
-    ds[1].errback(errors[0])
-    ds[2].errback(errors[1])
-    state = _state(seen)
-    assert state[0] != "failure", (
-        f"one Deferred failed and the result was {_show(state)}: settle never fails"
-        " (gatherResults and fireOnOneErrback fail at the first error)"
-    )
-    ds[0].callback("r0")
-    state = _state(seen)
-    _expect_list(state, [("ok", "r0"), ("error", errors[0]), ("error", errors[1])],
-                 "one result and two failures")
-    got = state[1]
-    assert got[1][1] is errors[0] and got[2][1] is errors[1], (
-        "the errors must be the exceptions themselves (failure.value), not Failures or copies"
-    )
+@settle_them.check("in-order", "fires once all have fired, with the results in input order",
+                   hint="Section 5 has a way to wait for every Deferred of a list that keeps"
+                        " the list's order, whatever order they fire in.")
+def _in_order(fn):
+    settling = _settle(fn, 3)
+    try:
+        inputs, watch = settling.inputs, settling.watch
+        for i in (2, 0):
+            inputs[i].callback(f"r{i}")
+            require(not watch.fired, f"after only Deferreds {'2' if i == 2 else '2 and 0'} of"
+                    f" 0, 1, 2 had fired, settle's Deferred {watch.outcome}")
+        inputs[1].callback("r1")
+        _expect_list(watch.outcome, [("ok", "r0"), ("ok", "r1"), ("ok", "r2")],
+                     "Deferreds 0, 1, 2 fired in the order 2, 0, 1")
+    finally:
+        _handle_inputs(settling)
 
 
-@_settle_check
-def _consumes(run):
-    ds, out, seen = run(2)
-    ds[0].errback(KeyError("lost"))
-    ds[1].callback("fine")
-    left = [_state(_watch(d)) for d in ds]
-    assert left[0] == ("result", None), (
-        f"after settle, the failed input Deferred still holds {_show(left[0])}: it would be"
-        " logged as 'Unhandled error in Deferred' when collected"
-    )
+@settle_them.check("errors-listed", "a failure is listed as ('error', exception); it never"
+                   " fails",
+                   hint="Of the two ways section 5 waits for several Deferreds, one fails at"
+                        " the first error and one never fails. And an errback gets a Failure,"
+                        " which is not the exception it carries.")
+def _errors_listed(fn):
+    settling = _settle(fn, 3)
+    try:
+        inputs, watch = settling.inputs, settling.watch
+        errors = [KeyError("k"), ValueError("v")]
+        inputs[1].errback(errors[0])
+        require(not watch.fired, f"Deferred 1 of 0, 1, 2 failed with KeyError and settle's"
+                f" Deferred {watch.outcome} at once, expected it to wait for the others")
+        inputs[2].errback(errors[1])
+        inputs[0].callback("r0")
+        _expect_list(watch.outcome, [("ok", "r0"), ("error", errors[0]), ("error", errors[1])],
+                     "Deferred 0 fired with 'r0', 1 and 2 failed with KeyError and ValueError")
+    finally:
+        _handle_inputs(settling)
+    settling = _settle(fn, 2)
+    try:
+        errors = [KeyError("a"), KeyError("b")]
+        for d, error in zip(settling.inputs, errors, strict=True):
+            d.errback(error)
+        _expect_list(settling.watch.outcome, [("error", errors[0]), ("error", errors[1])],
+                     "both Deferreds failed")
+    finally:
+        _handle_inputs(settling)
 
 
-@_settle_check
-def _empty(run):
-    ds, out, seen = run(0)
-    _expect_list(_state(seen), [], "settle([])")
+@settle_them.check("consumed", "the failures of the input Deferreds are handled",
+                   hint="Waiting on a Deferred copies its failure; the failure also stays in"
+                        " that Deferred, unhandled, unless you ask for it to be taken over"
+                        " (section 5, at the end).")
+def _consumed(fn):
+    settling = _settle(fn, 2)
+    settling.inputs[0].errback(KeyError("lost"))
+    settling.inputs[1].callback("fine")
+    left = getattr(settling.inputs[0], "result", None)
+    _handle_inputs(settling)
+    require(not isinstance(left, _failure()),
+            "after settle fired, the input Deferred that failed with KeyError still holds its"
+            " Failure: it is logged as 'Unhandled error in Deferred' when garbage-collected")
 
 
-exercise(
-    "08.2",
-    "Settle them all",
-    Check(
-        "results in input order, once all have fired",
-        _in_order,
-        "defer.DeferredList(deferreds) fires with (success, result) pairs in input order",
-    ),
-    Check(
-        "failures are listed as ('error', exception); it never fails",
-        _errors_listed,
-        "a DeferredList (without fireOnOneErrback) never fails; map (False, failure) to"
-        " ('error', failure.value) in a callback",
-    ),
-    Check(
-        "the input Deferreds' errors are consumed",
-        _consumes,
-        "DeferredList(deferreds, consumeErrors=True)",
-    ),
-    Check(
-        "an empty list gives [] at once",
-        _empty,
-        "DeferredList([]) fires at once with []",
-    ),
-)
+@settle_them.check("empty", "an empty list gives [] at once",
+                   hint="With nothing to wait for, the answer is ready at once: does your code"
+                        " ever fire when there is nothing to count?")
+def _empty(fn):
+    settling = _settle(fn, 0)
+    require(settling.watch.fired, "settle([]) returned a Deferred that had not fired,"
+            " expected it to have fired with [] already")
+    _expect_list(settling.watch.outcome, [], "settle([])")
+
 
 # -- 08.3 -------------------------------------------------------------------
 
+fetch = exercise("08.3", "A request with a timeout, in async def")
 
-def _line_factory(log, answer):
-    """A line server: answer(line) -> reply line or None (silent); events go to `log`."""
+
+def _line_factory(log, reply):
+    """A server that records each line and answers with reply(protocol, line), if any."""
     from twisted.internet import protocol
 
     class Lines(protocol.Protocol):
@@ -271,9 +278,7 @@ def _line_factory(log, answer):
             *lines, self.buffer = self.buffer.split(b"\n")
             for line in lines:
                 log.record("server", "line", line=line)
-                reply = answer(line)
-                if reply is not None:
-                    self.transport.write(reply + b"\n")
+                reply(self, line)
 
         def connectionLost(self, reason):
             log.record("server", "connectionLost")
@@ -281,118 +286,176 @@ def _line_factory(log, answer):
     return protocol.Factory.forProtocol(Lines)
 
 
-def _fetch(fn, server, text, seconds):
-    """Run fn(port, text, seconds) as a coroutine in the reactor thread: (result, seconds)."""
+def _upper_in_two_pieces(proto, line):
+    """The line in upper case, written in two pieces 50 ms apart, cut inside a character."""
+    from twisted.internet import reactor
+
+    reply = line.decode("utf-8", "replace").upper().encode() + b"\n"
+    proto.transport.write(reply[:2])  # b"H\xc3": half of the "É"
+    reactor.callLater(0.05, proto.transport.write, reply[2:])
+
+
+SERVERS = {  # what each kind of server does with a line
+    "answers": _upper_in_two_pieces,
+    "silent": lambda proto, line: None,
+    "hangs up": lambda proto, line: proto.transport.loseConnection(),
+}
+TEXT = {"answers": "héllo, €uro", "silent": "anyone there?", "hangs up": "hello?",
+        "refused": "hello?"}
+
+
+@dataclass(frozen=True)
+class _Run:
+    call: str  # "fetch_with_timeout(port, 'hello?', 0.3)"
+    outcome: Outcome
+    lines: list  # the lines the server received
+    connected: bool
+    closed: bool  # the server saw the connection end, within CLOSE_TIMEOUT of the return
+    logged: tuple = ()  # the exceptions Twisted logged meanwhile (the framework shows them)
+
+
+@observation
+def _run(fn, kind, seconds):
+    """fetch_with_timeout against a server of this kind (or a refused port), observed."""
     from twisted.internet import defer
 
-    assert inspect.iscoroutinefunction(fn), (
-        f"{getattr(fn, '__name__', fn)!s} is not an `async def` function"
-    )
-    start = time.monotonic()
-    limit = seconds + TIMEOUT
+    log, text = EventLog(), TEXT[kind]
+    call = f"fetch_with_timeout(port, {text!r}, {seconds:g})"
+
+    def start(port):
+        coro = fn(port, text, seconds)
+        if not inspect.iscoroutine(coro):
+            if isinstance(coro, defer.Deferred):
+                coro.addErrback(lambda failure: None)  # it runs on; its failure is not news
+            fail(f"{call} returned {show(coro)}, not a coroutine: the exercise asks for an"
+                 " `async def` function")
+        return defer.Deferred.fromCoroutine(coro)
+
+    if kind == "refused":
+        with dead_port() as port:
+            outcome = settle(lambda: start(port), limit=seconds + SLACK, what=call)
+        return _Run(call, outcome, [], False, True)
+    server = serve(f"check-08.3-{kind.replace(' ', '-')}", _line_factory(log, SERVERS[kind]))
     try:
-        result = _reactor.call(
-            lambda: defer.Deferred.fromCoroutine(fn(server.port, text, seconds)), timeout=limit
-        )
-    except TimeoutError as e:
-        if type(e) is TimeoutError and "did not finish within" in str(e):
-            raise AssertionError(
-                f"fetch_with_timeout(port, {text!r}, {seconds:g}) had not returned after"
-                f" {limit:g} s"
-            ) from None
-        raise
-    except defer.TimeoutError as e:
-        raise AssertionError(
-            f"raised twisted.internet.defer.TimeoutError{e.args}, expected the result None"
-            " (it is not the built-in TimeoutError: `except TimeoutError` does not catch it)"
-        ) from None
-    return result, time.monotonic() - start
-
-
-def _closed(log, what):
-    try:
-        log.wait(1, "connectionLost", timeout=1.0)
-    except EventTimeout:
-        raise AssertionError(f"{what}: the connection was still open 1 s later") from None
-
-
-def _with_server(name, answer, body):
-    log = EventLog()
-    server = serve(name, _line_factory(log, answer))
-    try:
-        body(server, log)
+        with logged_exceptions() as logged:
+            outcome = settle(lambda: start(server.port), limit=seconds + SLACK, what=call)
+            connected = any(e.what == "connectionMade" for e in log)
+            try:
+                if connected:  # and once it ended, every callback of the answer has run
+                    log.wait(1, "connectionLost", timeout=CLOSE_TIMEOUT)
+                closed = connected
+            except EventTimeout:
+                closed = False
     finally:
         server.stop()
+    if outcome.kind == "raised" and isinstance(outcome.error, AssertionError):
+        raise outcome.error  # not a coroutine
+    return _Run(call, outcome, [e.details["line"] for e in log if e.what == "line"],
+                connected, closed, tuple(logged))
 
 
-def _reply(fn):
-    def body(server, log):
-        result, _ = _fetch(fn, server, "ping", 1.0)
-        assert result == "PING", (
-            f"fetch_with_timeout(port, 'ping', 1) against a server that answers 'PING'"
-            f" returned {result!r}, expected 'PING'"
-        )
-        lines = [e.details["line"] for e in log if e.what == "line"]
-        assert lines == [b"ping"], f"the server received the lines {lines}, expected [b'ping']"
+def _said(run: _Run) -> str:
+    """What the answer did, with the right name for Twisted's own TimeoutError."""
+    from twisted.internet import defer
 
-    _with_server("check-08.3-answers", lambda line: line.upper(), body)
-
-
-def _reply_closes(fn):
-    def body(server, log):
-        _fetch(fn, server, "ping", 1.0)
-        _closed(log, "after the reply was returned")
-
-    _with_server("check-08.3-answers", lambda line: line.upper(), body)
+    outcome = run.outcome
+    if outcome.kind == "pending":
+        return f"had not returned after {outcome.seconds:g} s"
+    if outcome.error is None:
+        return f"returned {show(outcome.value)}"
+    said = f"raised {describe_error(outcome.error)}"
+    if outcome.is_error(defer.TimeoutError):
+        said += " (twisted.internet.defer.TimeoutError, not the built-in TimeoutError)"
+    return said
 
 
-def _silent_none(fn):
-    def body(server, log):
-        result, took = _fetch(fn, server, "anyone?", 0.2)
-        assert result is None, (
-            f"against a server that never answers it returned {result!r}, expected None"
-        )
-        assert took >= 0.15, f"returned None after {took:.2f} s, but `seconds` was 0.2"
-
-    _with_server("check-08.3-silent", lambda line: None, body)
+def _fail(run: _Run, message: str):
+    """Fail with `message`, from the reader's exception if there was one."""
+    raise AssertionError(message) from run.outcome.error
 
 
-def _silent_closes(fn):
-    def body(server, log):
-        try:
-            _fetch(fn, server, "anyone?", 0.2)
-        except AssertionError as e:
-            if "async def" in str(e):
-                raise
-            # A wrong result (or none) is the previous check's finding; here only the
-            # connection counts.
-        _closed(log, "after the timeout")
-
-    _with_server("check-08.3-silent", lambda line: None, body)
+def _require_error_free(run: _Run, expected: str) -> None:
+    """Fail, from the reader's exception, if the answer raised where it should not."""
+    if run.outcome.error is not None:
+        _fail(run, f"{run.call} {_said(run)}, expected it to {expected}")
 
 
-exercise(
-    "08.3",
-    "A request with a timeout, in async def",
-    Check(
-        "an async def that returns the reply line",
-        _reply,
-        "client = await connect(port); return await client.request(text)",
-    ),
-    Check(
-        "the connection is closed after a reply",
-        _reply_closes,
-        "try: ... finally: client.transport.loseConnection()",
-    ),
-    Check(
-        "returns None after `seconds` when no reply comes",
-        _silent_none,
-        "d = client.request(text).addTimeout(seconds, reactor); await d inside"
-        " try/except defer.TimeoutError",
-    ),
-    Check(
-        "the connection is closed after a timeout",
-        _silent_closes,
-        "a canceller that closes the connection (LineClient has one), or close it in finally",
-    ),
-)
+@fetch.check("replies", "returns the reply line, as a str",
+             hint="A reply may arrive in pieces, and a piece can end inside a character:"
+                  " collect bytes until the end of the line, then decode the whole line."
+                  " Section 7's client does this.")
+def _replies(fn):
+    run = _run(fn, "answers", REPLY_SECONDS)
+    expected = TEXT["answers"].upper()
+    _require_error_free(run, f"return {expected!r}")
+    sent = TEXT["answers"].encode()
+    require(run.lines == [sent], f"the server received the lines {run.lines}, expected one"
+            f" line {sent!r} (the text in UTF-8, then a newline)")
+    require(run.outcome.kind in ("returned", "fired") and run.outcome.value == expected
+            and type(run.outcome.value) is str,
+            f"against a server that answers {expected!r} (in two pieces), {run.call}"
+            f" {_said(run)}, expected it to return {expected!r}")
+
+
+def _require_closed(run: _Run, after: str) -> None:
+    if not run.connected:
+        _fail(run, f"{run.call} {_said(run)} without connecting to the server")
+    require(run.closed, f"{after}, {run.call} {_said(run)}, and the connection was still"
+            f" open {CLOSE_TIMEOUT:g} s later")
+
+
+@fetch.check("closes-after-reply", "after a reply, the connection is closed",
+             hint="Closing must happen on every way out of the function, the good one"
+                  " included: Python has a statement for that.")
+def _closes_after_reply(fn):
+    _require_closed(_run(fn, "answers", REPLY_SECONDS), "against a server that answers")
+
+
+@fetch.check("times-out", "with no reply, returns None after `seconds`",
+             hint="addTimeout gives up by cancelling the Deferred, and what it then fails"
+                  " with is Twisted's own exception (section 9). A request given up is over:"
+                  " the protocol must forget it, so that nothing fires it again.")
+def _times_out(fn):
+    from twisted.internet import defer
+
+    run = _run(fn, "silent", SECONDS)
+    _require_error_free(run, "return None")
+    if any(isinstance(e, defer.AlreadyCalledError) for e in run.logged):
+        fail(f"against a server that never answers, {run.call} {_said(run)}; then, as the"
+             " connection closed, your protocol fired the request's Deferred again, which"
+             " addTimeout had already cancelled (AlreadyCalledError)")
+    require(run.outcome.kind in ("returned", "fired") and run.outcome.value is None,
+            f"against a server that never answers, {run.call} {_said(run)}, expected it to"
+            " return None")
+    require(run.outcome.seconds >= SECONDS * 0.8,
+            f"{run.call} returned None after {run.outcome.seconds:.2f} s, before the"
+            f" {SECONDS:g} s were up")
+
+
+@fetch.check("closes-after-timeout", "after a timeout, the connection is closed",
+             hint="Giving up on the reply does not end the connection by itself: a"
+                  " Deferred can be given a function to call when it is cancelled, or you"
+                  " can close it on the way out.")
+def _closes_after_timeout(fn):
+    _require_closed(_run(fn, "silent", SECONDS), "against a server that never answers")
+
+
+@fetch.check("errors", "other failures reach the caller: a refused connection, a hang-up",
+             hint="Catch only the exception that means 'timed out'; anything broader turns"
+                  " real errors into None. And a connection that ends while a request waits"
+                  " must fail that request at once.")
+def _errors(fn):
+    from twisted.internet import defer, error
+
+    run = _run(fn, "refused", SECONDS)
+    if not run.outcome.is_error((error.ConnectionRefusedError, ConnectionRefusedError)):
+        _fail(run, f"with nothing listening on the port, {run.call} {_said(run)}, expected"
+                   " the ConnectionRefusedError to reach the caller")
+    run = _run(fn, "hangs up", HANG_UP_SECONDS)
+    if not run.lines:
+        _fail(run, f"the server received no line; {run.call} {_said(run)}")
+    timed_out = run.outcome.is_error((defer.TimeoutError, defer.CancelledError))
+    require(run.outcome.error is not None and not timed_out,
+            f"against a server that closes the connection as soon as it has the line,"
+            f" {run.call} {_said(run)}, expected it to raise the error of the lost"
+            " connection at once")

@@ -1,294 +1,410 @@
 """Checks for chapter 09 (Framing with Twisted).
 
-09.1 Reverser(LineReceiver)       -- lines reversed, MAX_LENGTH 32, ERR then close if longer
-09.2 Upload(LineReceiver)         -- SIZE <n> then n raw bytes; OK <n> <newlines>
-09.3 (Divide, Calculator)         -- an AMP command with a declared ZeroDivisionError
+09.1 Reverser(LineReceiver)   -- lines reversed; a line over 32 bytes: ERR, then a close
+09.2 Upload(LineReceiver)     -- SIZE <n>, then n raw bytes; OK <n> <newlines>; else ERR
+09.3 (Divide, Calculator)     -- an AMP command with a declared ZeroDivisionError
 
-09.1 and 09.3 serve the answer on 127.0.0.1 and talk to it; 09.2 drives it through a
-StringTransport. Errors Twisted logs while a check runs (an exception in the reader's
-protocol, an undeclared AMP error) are collected and named in the report, never printed.
+09.1 and 09.3 serve the answer on 127.0.0.1 and talk to it over real connections (09.1
+also feeds it one byte at a time through a StringTransport); 09.2 drives it through a
+StringTransport, in one chunk and byte by byte. What the reader's protocol raises in the
+reactor thread is logged by Twisted, and the framework reports it as the cause.
 """
 
 from __future__ import annotations
 
-import socket
+import contextlib
+from dataclasses import dataclass
 
 from .. import reactor as _reactor
 from ..servers import serve
-from ..twisted_log import logged_errors
-from .legacy import Check, exercise
+from . import exercise, fail, require, show
+from .ch08 import logged_exceptions  # toolkit candidate, defined there
+from .framework import describe_error
+from .wire import Client
 
-TIMEOUT = 1.0  # the longest a check waits for a reply that should come at once
-CLOSE_TIMEOUT = 0.5  # how long a connection may stay open after the last expected byte
-
-
-def _guarded(answer, raised):
-    """A subclass of `answer` whose exceptions in dataReceived are kept in `raised`, not
-    logged by Twisted; the connection is aborted, as Twisted would close it."""
-
-    class Guarded(answer):
-        def dataReceived(self, data):
-            try:
-                super().dataReceived(data)
-            except Exception as e:
-                raised.append(f"{type(e).__name__}: {e}")
-                self.transport.abortConnection()
-
-    return Guarded
+TIMEOUT = 1.0  # the longest a client waits for a reply that should come at once
+CLOSE_TIMEOUT = 1.0  # how long a connection may stay open after the last expected byte
+CALL_TIMEOUT = 2.0  # the longest an AMP call may take (a server always answers or closes)
+QUIET = 0.1  # how long a client listens for unexpected bytes after a complete reply
 
 
-def _served(name, answer, body):
-    """Run body(server) against `answer` served fresh; name what it raised, if it did."""
+@contextlib.contextmanager
+def _served(name, protocol_class):
+    """The reader's protocol served on 127.0.0.1 for the length of a `with`."""
     from twisted.internet.protocol import Factory
 
-    raised = []
-    with logged_errors() as errors:
-        server = serve(name, Factory.forProtocol(_guarded(answer, raised)))
+    server = serve(name, Factory.forProtocol(protocol_class))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class _Fed:
+    """What a protocol wrote back when fed bytes through a StringTransport."""
+
+    written: bytes
+    closing: bool
+
+
+def _feed(protocol_class, chunks, what):
+    """A new protocol fed `chunks` through a StringTransport; fail, from the reader's
+    exception, if it raised."""
+    from twisted.internet.testing import StringTransport
+
+    protocol, transport = protocol_class(), StringTransport()
+    protocol.makeConnection(transport)
+    for chunk in chunks:
+        if transport.disconnecting:
+            break  # as a real transport would: nothing is read after a close
         try:
-            body(server)
-        except AssertionError as e:
-            if raised:
-                raise AssertionError(f"{e}; your code raised {raised[0]}") from None
-            if errors:
-                logged = errors[0].error or errors[0].message
-                raise AssertionError(f"{e}; the server logged {logged}") from None
-            raise
-        finally:
-            server.stop()
+            protocol.dataReceived(chunk)
+        except Exception as exc:
+            written = transport.value()
+            after = f" after writing {show(written)}" if written else ""
+            raise AssertionError(f"{what}: your protocol raised {describe_error(exc)}{after}") \
+                from exc
+    return _Fed(transport.value(), transport.disconnecting)
+
+
+def _bytewise(data):
+    return [data[i : i + 1] for i in range(len(data))]
 
 
 # -- 09.1 -------------------------------------------------------------------
 
+reverser = exercise("09.1", "Reversed lines, with a limit")
 
-def _recv(sock, sent, received, timeout=TIMEOUT):
-    sock.settimeout(timeout)
-    try:
-        return sock.recv(4096)
-    except ConnectionResetError:
-        return b""
-    except TimeoutError:
-        raise AssertionError(
-            f"sent {sent!r}: got {received!r}, then nothing for {timeout:g} s"
-            + (" (the connection stayed open)" if received else "")
-        ) from None
+LINE_32 = b"0123456789abcdef0123456789ABCDEF"
+TOO_LONG = b"ERR line too long\n"
 
 
-def _talk(server, data, expected, *, closes):
-    """Send data; the reply must be `expected` (checked byte by byte), then a close if
-    `closes`."""
-    with socket.create_connection(server.address, timeout=TIMEOUT) as sock:
-        sock.sendall(data)
-        received = b""
-        while received != expected:
-            chunk = _recv(sock, data, received)
-            if not chunk:
-                raise AssertionError(
-                    f"sent {data!r}: got {received!r}, then the connection closed;"
-                    f" expected {expected!r}"
-                )
-            received += chunk
-            if not expected.startswith(received):
-                raise AssertionError(f"sent {data!r}: got {received!r}, expected {expected!r}")
-        if closes:
-            rest = _recv(sock, data, received, CLOSE_TIMEOUT)
-            if rest:
-                raise AssertionError(
-                    f"sent {data!r}: after {expected!r} got {rest!r}, expected the connection"
-                    " to close"
-                )
+def _exchange(answer, data, expected, *, then_closed):
+    """Send `data` to the answer, served; the reply must be `expected`; then the
+    connection must close (then_closed) or stay open."""
+    with _served("check-09.1", answer) as server, Client(server.port, timeout=TIMEOUT) as c:
+        c.send(data)
+        got = c.read_exactly(len(expected))
+        require(got.data == expected and got.ending == "complete",
+                f"sent {show(data)}: the client expected {show(expected)} but {got}")
+        rest = c.read_to_end(timeout=CLOSE_TIMEOUT if then_closed else QUIET)
+        if then_closed:
+            require(not rest.data and rest.ending in ("closed", "reset"),
+                    f"sent {show(data)}: after {show(expected)} the client expected the"
+                    f" connection to close, but {rest}")
+        else:
+            require(not rest.data and rest.ending == "silent",
+                    f"sent {show(data)}: after {show(expected)} the client expected nothing"
+                    f" more, but {rest}")
 
 
-def _line_check(data, expected, closes=False):
-    def run(answer):
-        delimiter = getattr(answer, "delimiter", None)
-        if delimiter != b"\n":  # the server would wait for its delimiter: fail now instead
-            raise AssertionError(f"{answer.__name__}.delimiter is {delimiter!r}, not b'\\n'")
-        limit = getattr(answer, "MAX_LENGTH", None)
-        if closes and not (isinstance(limit, int) and 32 <= limit < 40):
-            raise AssertionError(f"{answer.__name__}.MAX_LENGTH is {limit!r}, not 32")
-        _served("check-09.1", answer, lambda server: _talk(server, data, expected, closes=closes))
-
-    return run
+@reverser.check("reverses", "answers each line with the line reversed",
+                hint="LineReceiver hands each complete line, without its delimiter, to one"
+                     " method; and this protocol's delimiter is not LineReceiver's default.")
+def _reverses(answer):
+    _exchange(answer, b"abc\nhello\n\n12345\n", b"cba\nolleh\n\n54321\n", then_closed=False)
 
 
-exercise(
-    "09.1",
-    "Reversed lines, with a limit",
-    Check(
-        "answers each line, reversed",
-        _line_check(b"abc\nhello\n", b"cba\nolleh\n"),
-        "delimiter = b'\\n'; in lineReceived, self.sendLine(line[::-1])",
-    ),
-    Check(
-        "a 32-byte line is accepted",
-        _line_check(b"0123456789abcdef0123456789ABCDEF\n", b"FEDCBA9876543210fedcba9876543210\n"),
-        "MAX_LENGTH = 32: the longest line accepted, without the delimiter",
-    ),
-    Check(
-        "a 33-byte line gets ERR after the line before it, then a close",
-        _line_check(b"ok\n" + b"x" * 33 + b"\n", b"ko\nERR line too long\n", closes=True),
-        "MAX_LENGTH = 32, and override lineLengthExceeded(self, line): sendLine(b'ERR line too"
-        " long'), then self.transport.loseConnection()",
-    ),
-    Check(
-        "40 bytes without a newline get ERR, then a close",
-        _line_check(b"y" * 40, b"ERR line too long\n", closes=True),
-        "LineReceiver calls lineLengthExceeded once MAX_LENGTH + len(delimiter) bytes have"
-        " no delimiter: the same override handles it",
-    ),
-)
+@reverser.check("32-accepted", "a 32-byte line is answered, and the connection stays open",
+                hint="The limit counts the bytes of a line without its delimiter, and a line"
+                     " of exactly 32 bytes is still allowed.")
+def _accepts_32(answer):
+    _exchange(answer, LINE_32 + b"\nok\n", LINE_32[::-1] + b"\nko\n", then_closed=False)
+
+
+@reverser.check("33-refused", "a 33-byte line: the replies before it, then ERR line too"
+                " long, then a close",
+                hint="LineReceiver has a limit on line length and a method it calls when a line"
+                     " is over it (section 1). The reply must be written before the"
+                     " connection is closed, and closed in a way that still sends it.")
+def _refuses_33(answer):
+    _exchange(answer, b"ok\n" + b"x" * 33 + b"\nafter\n", b"ko\n" + TOO_LONG, then_closed=True)
+
+
+@reverser.check("no-delimiter", "40 bytes without a newline get ERR line too long, then a"
+                " close",
+                hint="A peer that never sends the delimiter must be stopped too: the limit has"
+                     " to apply to what is waiting in the buffer, not only to complete lines"
+                     " (section 1, 'A line without an end').")
+def _no_delimiter(answer):
+    _exchange(answer, b"ok\n" + b"y" * 40, b"ko\n" + TOO_LONG, then_closed=True)
+
+
+@reverser.check("byte-by-byte", "the same, fed one byte at a time",
+                hint="Bytes may arrive one at a time: decide on complete lines, or on all that"
+                     " is buffered, never on one chunk.")
+def _byte_by_byte(answer):
+    data = b"abc\n" + LINE_32 + b"\n" + b"x" * 33 + b"\nafter\n"
+    expected = b"cba\n" + LINE_32[::-1] + b"\n" + TOO_LONG
+    what = f"fed {show(data)} one byte at a time"
+    fed = _feed(answer, _bytewise(data), what)
+    require(fed.written == expected and fed.closing,
+            f"{what}: it wrote {show(fed.written)}"
+            + ("" if fed.closing else " and did not close the connection")
+            + f", expected {show(expected)}, then a close")
+
 
 # -- 09.2 -------------------------------------------------------------------
 
+upload = exercise("09.2", "An upload in raw mode")
 
-def _drive(answer, chunks):
-    """What the answer writes back when fed `chunks` through a StringTransport."""
+
+def _upload(answer, data, expected, *, bytewise=False, what=None):
+    """Feed `data` (in one chunk or byte by byte); the answer must write `expected`."""
+    what = what or f"fed {show(data, 100)} {'one byte at a time' if bytewise else 'in one chunk'}"
+    fed = _feed(answer, _bytewise(data) if bytewise else [data], what)
+    require(fed.written == expected, f"{what}: it wrote {show(fed.written)}, expected"
+            f" {show(expected)}")
+    require(not fed.closing, f"{what}: it closed the connection")
+
+
+@upload.check("upload", "one upload: SIZE 11, its body, OK 11 1",
+              hint="After the SIZE line, the body's bytes are not lines: LineReceiver has a"
+                   " mode in which every byte goes to another method (section 2).")
+def _one_upload(answer):
+    _upload(answer, b"SIZE 11\nhello\nworld", b"OK 11 1\n")
+
+
+@upload.check("counts-newlines", "k counts the newline bytes of the body, nothing else",
+              hint="Count one byte value; a carriage return is not a newline, and a body's"
+                   " last line need not end with one.")
+def _counts_newlines(answer):
+    for body, k in ((b"a\rb\r\n", 1), (b"\n\n\n", 3), (b"no newline", 0), (b"x\n\ny", 2)):
+        _upload(answer, b"SIZE %d\n%s" % (len(body), body), b"OK %d %d\n" % (len(body), k))
+
+
+@upload.check("body-is-data", "body bytes are data, even when they look like a command",
+              hint="In raw mode no lines are parsed: the body ends when n bytes have come,"
+                   " whatever they are.")
+def _body_is_data(answer):
+    _upload(answer, b"SIZE 7\nSIZE 1\n", b"OK 7 1\n")
+    _upload(answer, b"SIZE 4\n\x00\xff\rX", b"OK 4 0\n")
+
+
+@upload.check("sizes", "sizes 1 and 1000 are accepted",
+              hint="Both limits are allowed values; and a number of several digits is one"
+                   " number.")
+def _sizes(answer):
+    _upload(answer, b"SIZE 1\n\n", b"OK 1 1\n")
+    body = (b"0123456789" * 99 + b"012345678\n")
+    _upload(answer, b"SIZE 1000\n" + body, b"OK 1000 1\n")
+
+
+NEXT = b"SIZE 3\nab\nSIZE 2\n\n\nhello\nSIZE 12\n" + b"\n" * 12
+NEXT_REPLIES = b"OK 3 1\nOK 2 2\nERR\nOK 12 12\n"
+
+
+@upload.check("next-commands", "the lines after a body, in the same chunk, are read as lines",
+              hint="The chunk that ends a body may hold the next commands too: keep only the"
+                   " body's bytes, and hand the rest back to line mode (section 2).")
+def _next_commands(answer):
+    _upload(answer, NEXT, NEXT_REPLIES)
+
+
+@upload.check("byte-by-byte", "the same, fed one byte at a time",
+              hint="The body may come in many pieces: count the bytes still missing across"
+                   " calls, and keep each upload's counts apart.")
+def _byte_by_byte_upload(answer):
+    _upload(answer, NEXT, NEXT_REPLIES, bytewise=True)
+
+
+OTHER_LINES = [b"hello", b"", b"size 5", b"SIZES 5", b"PUT 5", b"SIZE"]
+
+
+@upload.check("other-lines", "any other line gets ERR, and the next upload still works",
+              hint="Every line that is not a SIZE command gets the same short answer, and the"
+                   " protocol goes on reading lines.")
+def _other_lines(answer):
+    for line in OTHER_LINES:
+        _upload(answer, line + b"\nSIZE 2\nhi", b"ERR\nOK 2 0\n")
+
+
+BAD_SIZES = [b"SIZE x", b"SIZE 0", b"SIZE 1001", b"SIZE 99999999999999999999", b"SIZE -5",
+             b"SIZE +5", b"SIZE 05", b"SIZE  5", b"SIZE 5 ", b"SIZE 1_0", b"SIZE 5\r",
+             "SIZE ５".encode(), "SIZE ²".encode(), b"SIZE 0x10", b"SIZE 5 5"]
+
+
+@upload.check("bad-sizes", "a SIZE line whose number is not 1 to 1000, in plain digits, gets"
+              " ERR",
+              hint="Whatever follows 'SIZE ' comes from the peer: check that it is the number"
+                   " the statement allows, written as it allows, before converting it; int()"
+                   " is more lenient than the protocol.")
+def _bad_sizes(answer):
+    for line in BAD_SIZES:
+        _upload(answer, line + b"\nSIZE 2\nhi", b"ERR\nOK 2 0\n")
+
+
+@upload.check("independent", "two connections at once keep their uploads apart",
+              hint="Keep each connection's state on its own protocol instance, not in"
+                   " something all instances share.")
+def _independent(answer):
     from twisted.internet.testing import StringTransport
 
-    protocol, transport = answer(), StringTransport()
-    protocol.makeConnection(transport)
-    for chunk in chunks:
-        protocol.dataReceived(chunk)
-    return transport.value()
+    first, second = answer(), answer()
+    transports = StringTransport(), StringTransport()
+    for protocol, transport in zip((first, second), transports, strict=True):
+        protocol.makeConnection(transport)
+    what = "connection 1 sent b'SIZE 4\\na\\n' (half its body), then connection 2 sent" \
+           " b'SIZE 3\\nxyz', then connection 1 sent b'b\\n'"
+    try:
+        first.dataReceived(b"SIZE 4\na\n")
+        second.dataReceived(b"SIZE 3\nxyz")
+        first.dataReceived(b"b\n")
+    except Exception as exc:
+        raise AssertionError(f"{what}: your protocol raised {describe_error(exc)}") from exc
+    got = [t.value() for t in transports]
+    require(got == [b"OK 4 2\n", b"OK 3 0\n"], f"{what}: connection 1 got {show(got[0])} and"
+            f" connection 2 got {show(got[1])}, expected b'OK 4 2\\n' and b'OK 3 0\\n'")
 
-
-def _upload_check(stream, expected, bytewise=False):
-    def run(answer):
-        chunks = [stream[i : i + 1] for i in range(len(stream))] if bytewise else [stream]
-        got = _drive(answer, chunks)
-        how = "one byte at a time" if bytewise else "in one chunk"
-        assert got == expected, f"fed {stream!r} {how}: wrote {got!r}, expected {expected!r}"
-
-    return run
-
-
-NEXT_COMMAND = b"SIZE 3\nab\nSIZE 2\n\n\nhello\n"
-NEXT_REPLIES = b"OK 3 1\nOK 2 2\nERR\n"
-
-exercise(
-    "09.2",
-    "An upload in raw mode",
-    Check(
-        "one upload, in one chunk",
-        _upload_check(b"SIZE 11\nhello\nworld", b"OK 11 1\n"),
-        "delimiter = b'\\n'; on a SIZE line keep n, then self.setRawMode(); count the body in"
-        " rawDataReceived",
-    ),
-    Check(
-        "body bytes are data, even when they look like a command",
-        _upload_check(b"SIZE 7\nSIZE 1\n", b"OK 7 1\n"),
-        "in raw mode every byte goes to rawDataReceived; no lines are parsed until"
-        " setLineMode",
-    ),
-    Check(
-        "the next commands in the same chunk are lines again",
-        _upload_check(NEXT_COMMAND, NEXT_REPLIES),
-        "rawDataReceived may get more than the body: keep data[:remaining], and pass the rest"
-        " to self.setLineMode(rest)",
-    ),
-    Check(
-        "the same, fed one byte at a time",
-        _upload_check(NEXT_COMMAND, NEXT_REPLIES, bytewise=True),
-        "count the bytes still missing across rawDataReceived calls; the body may come in"
-        " many pieces",
-    ),
-)
 
 # -- 09.3 -------------------------------------------------------------------
 
-
-def _declared(items):
-    """{name (bytes): argument type's name} for a Command's arguments or response."""
-    return {(n.encode() if isinstance(n, str) else n): type(a).__name__ for n, a in items or ()}
+divide = exercise("09.3", "An AMP command with a declared error")
 
 
-def _declaration(answer):
-    divide, _ = answer
-    args, response = _declared(divide.arguments), _declared(divide.response)
-    want = {b"numerator": "Integer", b"denominator": "Integer"}
-    assert args == want, f"Divide.arguments declares {args}, expected {want}"
-    want = {b"quotient": "Float"}
-    assert response == want, f"Divide.response declares {response}, expected {want}"
-
-
-def _calls(body):
-    """A check that serves the Calculator and runs body(divide, client) on a connection."""
-
-    def run(answer):
-        from twisted.internet import endpoints
-        from twisted.protocols import amp
-
-        divide, calculator = answer
-
-        def connected(server):
-            def connect():
-                from twisted.internet import reactor
-
-                endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", server.port)
-                return endpoints.connectProtocol(endpoint, amp.AMP())
-
-            client = _reactor.call(connect, timeout=TIMEOUT)
-            transport = client.transport  # AMP sets client.transport to None once closed
-            try:
-                body(divide, client)
-            finally:
-                _reactor.call(transport.loseConnection)
-
-        _served("check-09.3", calculator, connected)
-
-    return run
-
-
-def _divide(divide, client, numerator, denominator):
+def _statement_divide():
+    """Divide as the statement declares it: what any correct client sends and expects."""
     from twisted.protocols import amp
 
+    class Divide(amp.Command):
+        arguments = [(b"numerator", amp.Integer()), (b"denominator", amp.Integer())]
+        response = [(b"quotient", amp.Float())]
+        errors = {ZeroDivisionError: b"ZERO_DIVISION"}
+
+    return Divide
+
+
+@contextlib.contextmanager
+def _connected(answer):
+    """The reader's Calculator served; yields an AMP client connected to it, and
+    `logged`, the exceptions Twisted logs meanwhile."""
+    from twisted.internet import endpoints
+    from twisted.protocols import amp
+
+    _, calculator = answer
+    with _served("check-09.3", calculator) as server:
+        def connect():
+            from twisted.internet import reactor
+
+            endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", server.port)
+            return endpoints.connectProtocol(endpoint, amp.AMP())
+
+        client = _reactor.call(connect, timeout=CALL_TIMEOUT)
+        transport = client.transport  # AMP sets client.transport to None once closed
+        try:
+            with logged_exceptions() as logged:
+                yield client, logged
+        finally:
+            _reactor.call(transport.loseConnection)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """How one Divide call ended, and what Twisted logged meanwhile."""
+
+    kind: str  # "answered" or "failed"
+    value: object  # the response dict, or the exception
+    logged: tuple = ()  # the exceptions logged during the call (the server's, mostly)
+
+    def __str__(self):
+        from twisted.protocols import amp
+
+        if self.kind == "answered":
+            return f"answered {self.value!r}"
+        said = f"failed with {describe_error(self.value)}"
+        if isinstance(self.value, amp.UnknownRemoteError):
+            bad_return = [e for e in self.logged if isinstance(e, amp.BadLocalReturn)]
+            if bad_return:
+                said += (": your responder returned a value Divide's response cannot encode"
+                         f" ({describe_error(bad_return[0].enclosed.value)})")
+            elif self.logged:
+                said += (f": your responder raised {describe_error(self.logged[0])}, an error"
+                         " Divide does not declare")
+            else:
+                said += ": the server sent an error code the statement does not use"
+        return said
+
+
+def _call(client, command, numerator, denominator, logged):
+    """Divide(numerator, denominator) on `client`, with a deadline."""
+    before = len(logged)
     try:
-        return _reactor.call(client.callRemote, divide, numerator=numerator,
-                             denominator=denominator, timeout=TIMEOUT)
-    except amp.UnknownRemoteError as e:
-        raise AssertionError(
-            f"Divide({numerator}, {denominator}) failed with UnknownRemoteError ({e}):"
-            " the responder raised an error that Divide does not declare"
-        ) from None
+        response = _reactor.call(client.callRemote, command, numerator=numerator,
+                                 denominator=denominator, timeout=CALL_TIMEOUT)
+        return _Call("answered", response, tuple(logged[before:]))
+    except Exception as exc:
+        return _Call("failed", exc, tuple(logged[before:]))
 
 
-@_calls
-def _seven_halves(divide, client):
-    got = _divide(divide, client, 7, 2)
-    assert got == {"quotient": 3.5}, f"Divide(7, 2) answered {got!r}, expected {{'quotient': 3.5}}"
+def _require_answers(client, command, numerator, denominator, quotient, logged, who):
+    result = _call(client, command, numerator, denominator, logged)
+    if result.kind == "answered" and result.value == {"quotient": quotient} \
+            and type(result.value["quotient"]) is float:
+        return
+    raise AssertionError(f"Divide({numerator}, {denominator}) from {who} {result}, expected"
+                         f" {{'quotient': {quotient!r}}}") \
+        from (result.value if result.kind == "failed" else None)
 
 
-@_calls
-def _by_zero(divide, client):
-    try:
-        got = _divide(divide, client, 1, 0)
-    except ZeroDivisionError:
-        pass
-    else:
-        raise AssertionError(f"Divide(1, 0) answered {got!r}, expected a ZeroDivisionError")
-    got = _divide(divide, client, 8, 4)
-    assert got == {"quotient": 2.0}, f"after it, Divide(8, 4) answered {got!r}"
+STATEMENT_CLIENT = "a client that declares Divide as the statement does"
 
 
-exercise(
-    "09.3",
-    "An AMP command with a declared error",
-    Check(
-        "Divide declares Integer arguments and a Float response",
-        _declaration,
-        "arguments = [(b'numerator', amp.Integer()), (b'denominator', amp.Integer())];"
-        " response = [(b'quotient', amp.Float())]",
-    ),
-    Check(
-        "Divide(7, 2) returns {'quotient': 3.5}",
-        _seven_halves,
-        "@Divide.responder on a Calculator method that returns {'quotient': numerator /"
-        " denominator}",
-    ),
-    Check(
-        "Divide(1, 0) raises ZeroDivisionError at the caller; the connection stays open",
-        _by_zero,
-        "errors = {ZeroDivisionError: b'ZERO_DIVISION'} in Divide: declared errors cross the"
-        " wire as their class, and do not close the connection",
-    ),
-)
+@divide.check("answers", "Divide(7, 2) answers {'quotient': 3.5}; other divisions their"
+              " float quotient",
+              hint="The statement gives each argument's name and AMP type, and the response's:"
+                   " the wire carries the names, and each type decides how a value is"
+                   " written. Float sends floats only.")
+def _answers(answer):
+    command = _statement_divide()
+    with _connected(answer) as (client, logged):
+        for numerator, denominator, quotient in ((7, 2, 3.5), (8, 4, 2.0), (-7, 2, -3.5),
+                                                 (10**20, 10**19, 10.0)):
+            _require_answers(client, command, numerator, denominator, quotient, logged,
+                             STATEMENT_CLIENT)
+
+
+@divide.check("your-divide", "a caller using your Divide passes ints and gets a float",
+              hint="Your Divide is also what callers use to encode their arguments and decode"
+                   " the answer: an argument type that refuses an int refuses the caller.")
+def _your_divide(answer):
+    command, _ = answer
+    with _connected(answer) as (client, logged):
+        _require_answers(client, _statement_divide(), 7, 2, 3.5, logged, STATEMENT_CLIENT)
+        _require_answers(client, command, 7, 2, 3.5, logged, "a client using your Divide")
+        _require_answers(client, command, 9, 3, 3.0, logged, "a client using your Divide")
+
+
+def _require_zero_division(client, command, logged, who):
+    result = _call(client, command, 1, 0, logged)
+    if not (result.kind == "failed" and type(result.value) is ZeroDivisionError):
+        raise AssertionError(f"Divide(1, 0) from {who} {result}, expected it to fail with"
+                             " ZeroDivisionError") \
+            from (result.value if result.kind == "failed" else None)
+
+
+@divide.check("zero-division", "Divide(1, 0) fails with ZeroDivisionError at the caller",
+              hint="An error reaches the caller as its own class only if the command declares"
+                   " that very class, under the code the statement gives; anything else"
+                   " arrives as UnknownRemoteError.")
+def _zero_division(answer):
+    command, _ = answer
+    with _connected(answer) as (client, logged):
+        _require_zero_division(client, _statement_divide(), logged, STATEMENT_CLIENT)
+    with _connected(answer) as (client, logged):
+        _require_zero_division(client, command, logged, "a client using your Divide")
+
+
+@divide.check("stays-open", "after Divide(1, 0), the connection answers the next call",
+              hint="AMP has two ways to declare an error, and one of them also closes the"
+                   " connection.")
+def _stays_open(answer):
+    command = _statement_divide()
+    with _connected(answer) as (client, logged):
+        first = _call(client, command, 1, 0, logged)
+        if first.kind != "failed":
+            fail(f"Divide(1, 0) from {STATEMENT_CLIENT} {first}, expected it to fail")
+        then = _call(client, command, 9, 3, logged)
+        require(then.kind == "answered" and then.value == {"quotient": 3.0},
+                f"Divide(1, 0) from {STATEMENT_CLIENT} {first}; then Divide(9, 3) on the same"
+                f" connection {then}, expected {{'quotient': 3.0}}")

@@ -52,7 +52,9 @@ def output_texts(cell):
 
 
 def marked_to_raise(cell):
-    return "NBVAL_RAISES_EXCEPTION" in store.markers(source(cell))
+    """Tagged `raises-exception`, or marked with the comment `# NBVAL_RAISES_EXCEPTION`."""
+    return (store.RAISES_TAG in cell.get("metadata", {}).get("tags", [])
+            or "NBVAL_RAISES_EXCEPTION" in store.markers(source(cell)))
 
 
 # -- the checks ------------------------------------------------------------------
@@ -101,6 +103,27 @@ def unknown_markers(nb):
     """Comment markers nbval would not recognise (it wants the marker alone on its line)."""
     return [f"nbval does not read this marker: {m!r}\n{source(c)}" for c in code_cells(nb)
             for m in sorted(store.markers(source(c)) - KNOWN_MARKERS)]
+
+
+# nbval's cell tags. `raises-exception` rather than nbval's own `nbval-raises-exception`:
+# JupyterLab's Run All and nbclient go on after an error only in a cell with that tag.
+KNOWN_TAGS = {"nbval-ignore-output", "nbval-check-output", "nbval-skip", "raises-exception",
+              store.NAV_TAG}
+
+
+def unknown_tags(nb):
+    """Tags that nbval, JupyterLab and this project do not read: nbval silently ignores a
+    misspelt tag, so the cell would not be treated as meant. (A new tag a tool reads goes
+    into KNOWN_TAGS.)"""
+    found = []
+    for cell in nb["cells"]:
+        for tag in cell.get("metadata", {}).get("tags", []):
+            if tag == "nbval-raises-exception":
+                found.append("use the tag `raises-exception` (JupyterLab's Run All and "
+                             f"nbclient stop at an error otherwise):\n{source(cell)}")
+            elif tag not in KNOWN_TAGS:
+                found.append(f"no tool reads this tag: {tag!r}\n{source(cell)}")
+    return found
 
 
 def leaks(nb):
@@ -173,6 +196,11 @@ def test_nbval_markers_are_written_as_nbval_reads_them(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_cell_tags_are_ones_nbval_or_jupyterlab_read(path):
+    assert unknown_tags(load(path)) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_no_paths_ports_addresses_or_tokens_in_outputs(path):
     assert leaks(load(path)) == []
 
@@ -234,3 +262,21 @@ def test_each_check_finds_what_is_wrong_in_a_bad_notebook(tmp_path):
     assert len(unknown_markers(bad)) == 1
     assert len(missing_sections(bad)) == len(SECTIONS) - 1 + 1  # all but Summary; terminal
     assert len(teardown_problems(bad)) == 2
+
+
+def test_tags_count_as_markers_and_unknown_tags_are_found():
+    error = new_output("error", ename="KeyError", evalue="'x'", traceback=[])
+    nb = new_notebook(cells=[
+        new_code_cell("{}['x']", metadata={"tags": ["raises-exception"]}, outputs=[error]),
+        new_code_cell("{}['x']", metadata={"tags": ["nbval-raises-exception"]},
+                      outputs=[error]),
+        new_code_cell("1", metadata={"tags": ["raises-exception", "nbval-ignore-output"]}),
+        new_code_cell("1", metadata={"tags": ["nbval-ignore-outputs"]}),
+    ])
+    assert error_problems(nb) == [
+        "unmarked error output:\n{}['x']",  # nbval's own tag: not honoured by JupyterLab
+        "marked to raise but did not:\n1",
+    ]
+    assert [p.split(":")[0] for p in unknown_tags(nb)] == [
+        "use the tag `raises-exception` (JupyterLab's Run All and nbclient stop at an error "
+        "otherwise)", "no tool reads this tag"]

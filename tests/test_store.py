@@ -68,3 +68,21 @@ def test_normal_form_is_stable():
     text = store.dumps(once)
     again = store.normalise(nbformat.reads(text, as_version=4), PATHS[1], PATHS, TITLES)
     assert store.dumps(again) == text
+
+
+def test_cell_tags_are_kept_and_the_comment_marker_adds_its_tag_once():
+    tagged = new_code_cell("1/0", metadata={"tags": ["raises-exception"]})
+    both = new_code_cell("# NBVAL_RAISES_EXCEPTION\n1/0", metadata={"tags": ["raises-exception"]})
+    ignored = new_code_cell("1", metadata={"tags": ["nbval-ignore-output"]})
+    out = store.normalise(chapter(tagged, both, ignored), PATHS[1], PATHS, TITLES)
+    assert [c.metadata for c in out.cells[2:5]] == [
+        {"tags": ["raises-exception"]}, {"tags": ["raises-exception"]},
+        {"tags": ["nbval-ignore-output"]}]
+
+
+def test_kernels_are_started_with_encrypted_connections_where_pyzmq_can():
+    import zmq
+
+    config = store.kernel_config()
+    wanted = "auto" if zmq.has("curve") else None
+    assert config.KernelManager.get("transport_encryption") == wanted

@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 
 import nbformat
+import zmq
 from nbclient import NotebookClient
+from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -40,6 +42,25 @@ def markers(source: str) -> set[str]:
     line whose text is exactly the marker, e.g. `# NBVAL_IGNORE_OUTPUT`."""
     comments = (line.strip() for line in source.splitlines() if line.strip().startswith("#"))
     return {c.lstrip("#").strip() for c in comments if c.lstrip("#").strip().startswith("NBVAL_")}
+
+
+def tags_of(cell) -> list[str]:
+    """A code cell's tags, with `raises-exception` added if its source has the comment
+    marker `# NBVAL_RAISES_EXCEPTION` (nbval reads both; JupyterLab and nbclient only the
+    tag, to go on with Run All after the cell's error)."""
+    tags = list(dict.fromkeys(cell.metadata.get("tags", [])))
+    if "NBVAL_RAISES_EXCEPTION" in markers(cell.source) and RAISES_TAG not in tags:
+        tags.append(RAISES_TAG)
+    return tags
+
+
+def kernel_config() -> Config:
+    """Kernels with encrypted connections where pyzmq can (else ipykernel 7.4 warns
+    "Kernel is running over TCP without encryption" on every start)."""
+    config = Config()
+    if zmq.has("curve"):
+        config.KernelManager.transport_encryption = "auto"
+    return config
 
 
 def chapters() -> list[Path]:
@@ -126,9 +147,7 @@ def normalise(nb, path: Path, all_paths: list[Path], titles: dict[str, str]):
     for cell in nb.cells:
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in CELL_METADATA_KEPT}
         if cell.cell_type == "code":
-            tags = [t for t in cell.metadata.get("tags", []) if t != RAISES_TAG]
-            if "NBVAL_RAISES_EXCEPTION" in markers(cell.source):
-                tags.append(RAISES_TAG)
+            tags = tags_of(cell)
             if tags:
                 cell.metadata["tags"] = tags
             else:
@@ -147,12 +166,11 @@ def execute(nb, timeout: int = 60):
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-            if "NBVAL_RAISES_EXCEPTION" in markers(cell.source):
-                cell.metadata.setdefault("tags", []).append(RAISES_TAG)
+            cell.metadata["tags"] = tags_of(cell)  # nbclient goes on after `raises-exception`
     # coalesce_streams: how prints split into stream outputs depends on flush timing.
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", coalesce_streams=True,
-        resources={"metadata": {"path": str(NOTEBOOKS)}},
+        resources={"metadata": {"path": str(NOTEBOOKS)}}, config=kernel_config(),
     )
     client.execute()
     return nb

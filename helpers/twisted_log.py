@@ -50,7 +50,9 @@ def _describe(event) -> LoggedError:
     from twisted.logger import formatEvent
 
     failure = event.get("log_failure") or event.get("failure")  # new-style or legacy
-    error = f"{failure.type.__name__}: {failure.getErrorMessage()}" if failure else None
+    message = failure.getErrorMessage() if failure else ""
+    error = (f"{failure.type.__name__}: {message}" if message else failure.type.__name__) \
+        if failure else None
     lines = (formatEvent(event) or "").splitlines()
     return LoggedError(lines[0] if lines else "", error, _raised_in(failure) if failure else None)
 
@@ -88,3 +90,27 @@ def logged_errors(timeout: float = 2.0):
         finally:
             logger.removeHandler(handler)
             logger.propagate = True
+
+
+@contextlib.contextmanager
+def logged_exceptions():
+    """While active, collect the exception of every failure Twisted logs, as objects
+    (for code that needs the exception itself, say an AMP BadLocalReturn's cause).
+
+    Only observes: unlike `logged_errors` it changes nothing about where errors go, so it
+    can be used inside it.
+    """
+    from twisted.logger import globalLogPublisher
+
+    logged: list[BaseException] = []
+
+    def observer(event):
+        failure = event.get("log_failure") or event.get("failure")
+        if failure is not None:
+            logged.append(failure.value)
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield logged
+    finally:
+        globalLogPublisher.removeObserver(observer)

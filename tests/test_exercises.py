@@ -1,6 +1,7 @@
 """The exercise framework (what a reader sees, before and after an attempt), and every
 reference solution through its checker."""
 
+import gc
 import importlib
 import json
 import re
@@ -11,7 +12,7 @@ import pytest
 from twisted.internet import defer, protocol
 
 from helpers import serve
-from helpers.exercises import check, exercise, fail, get, observation, require
+from helpers.exercises import check, exercise, fail, get, observation, require, run_answer
 from helpers.exercises.wire import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,6 +141,20 @@ def test_an_observation_is_made_once_per_check_call_and_its_error_shared():
     assert [r.error for r in report.results] == [broke, broke]
 
 
+def test_a_stub_read_through_an_observation_is_not_attempted_in_every_check():
+    @observation
+    def run(answer):
+        outcome = run_answer(answer)
+        return outcome
+
+    shared = exercise("99.8", "observed stub")
+    for key in ("a", "b"):
+        shared.check(key, key, hint="")(
+            lambda answer: require(run(answer).kind == "returned", f"it {run(answer)}"))
+    report = check("99.8", stub)
+    assert not report.attempted and report.failed == {"a", "b"}
+
+
 class Echo(protocol.Protocol):
     def dataReceived(self, data):
         self.transport.write(data)
@@ -187,6 +202,23 @@ def test_a_check_that_passes_but_makes_twisted_log_an_error_fails():
     assert report.failed == {"no-errors"}
     assert "Twisted logged an error while this check ran" in repr(report)
     assert "Twisted logged: KeyError: 'nobody looked'" in repr(report)
+
+
+def test_a_failure_collected_only_after_the_checks_still_fails_the_answer():
+    def leaves_an_old_cycle(answer):
+        d = defer.Deferred()
+        d.errback(KeyError("found late"))
+        box = [d]
+        box.append(box)
+        gc.collect()  # box and d survive it: now in the oldest generation
+        del d, box  # garbage, but only a full collection finds it
+
+    exercise("99.7", "late").check("passes", "passes", hint="")(leaves_an_old_cycle)
+    report = check("99.7", None)
+    assert report.failed == {"logged-later"}
+    assert report.message("logged-later") == (
+        "Twisted logged an error after the checks had finished, when a Deferred with an"
+        " unhandled failure was garbage-collected; Twisted logged: KeyError: 'found late'")
 
 
 def test_a_stub_protocol_whose_error_twisted_logs_is_not_attempted():

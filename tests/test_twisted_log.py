@@ -64,3 +64,14 @@ def test_logging_is_restored_afterwards():
     logger = logging.getLogger("twisted")
     assert logger.propagate
     assert not [h for h in logger.handlers if type(h).__name__ == "Forwarded"]
+
+
+def test_logged_exceptions_keeps_the_exception_objects_and_nests_inside_logged_errors():
+    from helpers.twisted_log import logged_exceptions
+
+    with logged_errors() as errors, logged_exceptions() as exceptions:
+        call(lose_a_failure)
+    assert [type(e) for e in exceptions] == [ValueError]
+    assert [e.error for e in errors if e.error] == ["ValueError: nobody handled me"]
+    logger = logging.getLogger("twisted")
+    assert logger.propagate

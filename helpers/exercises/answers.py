@@ -7,8 +7,11 @@ with ConnectionRefusedError: ...", "had not fired after 2 s".
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 
 from .framework import describe_error, fail, note_raised
@@ -160,3 +163,18 @@ def settle(make, *, limit: float = 2.0, what: str = "your code") -> Outcome:
 
     _reactor.start()
     return _reactor.call(run, timeout=limit + 3)
+
+
+@contextlib.contextmanager
+def resource_warnings(about: str = ""):
+    """The ResourceWarnings ("unclosed <socket.socket ...>", "unclosed file ...") of what
+    was left for the garbage collector to close while the block ran, as messages that
+    contain `about`. The list is filled when the block ends (after a collection)."""
+    gc.collect()  # what was garbage before does not count
+    left: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        yield left
+        gc.collect()
+    left += [str(w.message) for w in caught
+             if issubclass(w.category, ResourceWarning) and about in str(w.message)]

@@ -12,134 +12,17 @@ what the reader's code took from it.
 from __future__ import annotations
 
 import contextlib
-import gc
 import socket
 import threading
 import time
-import warnings
 
-from .answers import run_answer, show
+from .answers import resource_warnings, run_answer, show
 from .framework import exercise, fail, observation, require
-from .wire import Client, Received, dead_port, serving, tcp_pair, why
+from .paced import Pieces, count, kept_reading
+from .wire import Client, Received, dead_port, serving, why
 
 TIMEOUT = 1.0  # how long the reader's code may block before the check gives up on it
 REPLY_TIMEOUT = 0.5  # how long a client waits for the rest of a reply, or for silence
-
-
-# -- toolkit candidate: a socket fed in pieces, which counts what the reader took -------
-
-
-class KeptReadingAfterEOF(Exception):
-    """Raised by `CountingSocket.recv` when the reader's code keeps calling it after b""."""
-
-
-class CountingSocket(socket.socket):
-    """A real connected socket for the reader's code that counts what recv() gave it.
-
-    `.recvs`: calls that returned (or failed); `.taken`: bytes handed over; `.eofs`: b""
-    results of a read that asked for at least one byte. After `MAX_EOFS` of those, recv()
-    raises KeptReadingAfterEOF, so a loop that ignores b"" ends at once.
-    """
-
-    MAX_EOFS = 100
-
-    def __init__(self, sock: socket.socket):
-        super().__init__(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        self.recvs = self.taken = self.eofs = 0
-        self.changed = threading.Condition()
-
-    def _returned(self, size: int | None, asked: int) -> None:
-        with self.changed:
-            self.recvs += 1
-            self.taken += size or 0
-            self.changed.notify_all()
-        if size == 0 and asked != 0:
-            self.eofs += 1
-            if self.eofs > self.MAX_EOFS:
-                raise KeptReadingAfterEOF(
-                    f"recv() returned b'' (end of stream) {self.eofs} times in a row")
-
-    def recv(self, bufsize, *flags):
-        try:
-            data = super().recv(bufsize, *flags)
-        except OSError:
-            self._returned(None, bufsize)
-            raise
-        self._returned(len(data), bufsize)
-        return data
-
-    def recv_into(self, buffer, nbytes=0, *flags):
-        asked = nbytes or memoryview(buffer).nbytes
-        try:
-            size = super().recv_into(buffer, nbytes, *flags)
-        except OSError:
-            self._returned(None, asked)
-            raise
-        self._returned(size, asked)
-        return size
-
-
-class Pieces:
-    """Send `pieces` to a `CountingSocket`, each one only after the reader's code has
-    returned from a recv() since the previous one, so that it sees them apart; then
-    half-close if `close`. Use it in a `with`; `.reader` is the socket to read from.
-
-    `.release()` unblocks a reader stuck in recv() (for run_answer).
-    """
-
-    def __init__(self, pieces, *, close: bool):
-        self.pieces, self.close = list(pieces), close
-        reader, self._writer = tcp_pair()
-        self.reader = CountingSocket(reader)
-        self.reader.settimeout(None)  # a blocked reader is released, never timed out
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._write, name="helpers-check-writer",
-                                        daemon=True)
-
-    def _write(self):
-        try:
-            for piece in self.pieces:
-                if self._done.is_set():
-                    return
-                with self.reader.changed:
-                    before = self.reader.recvs
-                self._writer.sendall(piece)
-                with self.reader.changed:  # until the reader's code has taken something
-                    self.reader.changed.wait_for(
-                        lambda b=before: self.reader.recvs > b or self._done.is_set(), 5)
-            if self.close:
-                self._writer.shutdown(socket.SHUT_WR)
-        except OSError:  # the reader was released or closed: the check reports why
-            pass
-
-    def release(self) -> None:
-        with contextlib.suppress(OSError):
-            self.reader.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv()
-        self.reader.close()  # a recv() called after this raises OSError
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._done.set()
-        with self.reader.changed:
-            self.reader.changed.notify_all()
-        self.release()
-        self._thread.join(2)
-        self._writer.close()
-
-
-def kept_reading(outcome) -> str | None:
-    """The message for an answer stopped by KeptReadingAfterEOF, else None."""
-    if outcome.is_error(KeptReadingAfterEOF):
-        return f"{outcome.error} and your function kept calling it: it never ends"
-    return None
-
-
-def count(n: int) -> str:
-    """"1 byte", "3 bytes"."""
-    return "1 byte" if n == 1 else f"{n} bytes"
 
 
 def _nbytes(value) -> str:
@@ -407,19 +290,6 @@ def _ends_with_stream(handler):
 probe = exercise("01.3", "port_is_open")
 
 
-@contextlib.contextmanager
-def _unclosed_sockets():
-    """The sockets left for the garbage collector to close while the block ran."""
-    gc.collect()  # what was garbage before does not count
-    left = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
-        yield left
-        gc.collect()
-    left += [w for w in caught if issubclass(w.category, ResourceWarning)
-             and str(w.message).startswith("unclosed <socket.socket")]
-
-
 @observation
 def _on_a_listening_port(fn):
     """port_is_open on a listening port: (outcome, unclosed, connected, closed after)."""
@@ -431,7 +301,7 @@ def _on_a_listening_port(fn):
             pass
         closed.set()
 
-    with serving("check-01.3", handler) as server, _unclosed_sockets() as unclosed:
+    with serving("check-01.3", handler) as server, resource_warnings("unclosed <socket.socket") as unclosed:
         outcome = run_answer(fn, "127.0.0.1", server.port, 1.0, limit=TIMEOUT,
                              what="port_is_open('127.0.0.1', port, 1.0) on a listening port")
         reached = connected.wait(TIMEOUT) if outcome.kind == "returned" else connected.is_set()
@@ -441,7 +311,7 @@ def _on_a_listening_port(fn):
 @observation
 def _on_a_dead_port(fn):
     """port_is_open where nothing listens: (outcome, unclosed)."""
-    with dead_port() as port, _unclosed_sockets() as unclosed:
+    with dead_port() as port, resource_warnings("unclosed <socket.socket") as unclosed:
         outcome = run_answer(fn, "127.0.0.1", port, 1.0, limit=TIMEOUT,
                              what="port_is_open('127.0.0.1', port, 1.0) where nothing listens")
         return outcome, unclosed
@@ -481,7 +351,7 @@ def _closes_socket(fn):
     for case, unclosed_ in [("it returned on a listening port", unclosed),
                             ("it ran where nothing listens", unclosed_refused)]:
         require(not unclosed_, f"{case}, and left its socket for the garbage collector to"
-                               f" close ({unclosed_[0].message if unclosed_ else ''})")
+                               f" close ({unclosed_[0] if unclosed_ else ''})")
 
 
 @probe.check("false-within-timeout", "False within `timeout` for a port that never answers",

@@ -7,7 +7,7 @@
 
 The decoder checks feed every split of their test streams. The read_frame checks run on
 a live TCP connection on 127.0.0.1 whose writer sends each piece only after the reader's
-previous recv() returned (`ch01.Pieces`), so the reader really sees short reads.
+previous recv() returned (`paced.Pieces`), so the reader really sees short reads.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import functools
 import struct
 
 from .answers import run_answer, show
-from .ch01 import Pieces, count, kept_reading
 from .framework import describe_error, exercise, fail, note_raised, observation, require
+from .paced import Pieces, count, kept_reading
 
 TIMEOUT = 1.0  # how long the reader's code may run (or block) before the check gives up
 

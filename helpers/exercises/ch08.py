@@ -13,12 +13,12 @@ answers, one hangs up; and a port where nothing listens.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from dataclasses import dataclass
 
 from ..events import EventLog, EventTimeout
 from ..servers import serve
+from ..twisted_log import logged_exceptions
 from . import Outcome, Watch, exercise, fail, observation, require, require_deferred, show
 from .answers import run_answer, settle
 from .framework import describe_error
@@ -29,31 +29,6 @@ SECONDS = 0.3  # the timeout passed when no reply will come
 HANG_UP_SECONDS = 2.0  # the timeout passed when the server hangs up (long: it must not count)
 SLACK = 1.0  # how much longer than `seconds` the answer may take before a check gives up
 CLOSE_TIMEOUT = 1.0  # how long a connection may stay open after the answer returned
-
-
-# -- toolkit candidate: the exceptions Twisted logs, as objects -------------------------
-# The framework reports what Twisted logs as text; a check that explains a cause (an
-# AlreadyCalledError here, a BadLocalReturn in chapter 09) needs the exception itself.
-
-
-@contextlib.contextmanager
-def logged_exceptions():
-    """While active, collect the exception of every failure Twisted logs (the framework
-    still reports each one)."""
-    from twisted.logger import globalLogPublisher
-
-    logged = []
-
-    def observer(event):
-        failure = event.get("log_failure")
-        if failure is not None:
-            logged.append(failure.value)
-
-    globalLogPublisher.addObserver(observer)
-    try:
-        yield logged
-    finally:
-        globalLogPublisher.removeObserver(observer)
 
 
 # -- shared by 08.1 and 08.2 ------------------------------------------------------------

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from .. import reactor as _reactor
 from ..servers import serve
+from ..twisted_log import logged_exceptions
 from . import exercise, fail, require, show
-from .ch08 import logged_exceptions  # toolkit candidate, defined there
 from .framework import describe_error
 from .wire import Client
 

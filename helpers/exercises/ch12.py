@@ -30,7 +30,6 @@ import random
 import socket
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -39,6 +38,7 @@ from .. import reactor as _reactor
 from ..notebook_code import load
 from ..servers import serve
 from . import exercise, fail, observation, require, settle, show
+from .answers import resource_warnings
 from .framework import describe_error
 
 TIMEOUT = 2.0  # a transfer in which nothing happens for this long is aborted
@@ -640,18 +640,13 @@ def _change_file(path):
     return change
 
 
-# -- toolkit candidate: was the reader's file closed? --------------------------------
-
-
-def _unclosed(path, caught) -> list[str]:
+def _unclosed(path, warned) -> list[str]:
     """How the file at `path` stayed open: a file object for it is still open, or one was
-    closed only by the garbage collector (its ResourceWarning is in `caught`)."""
-    gc.collect()  # a file object the answer dropped unclosed is finalized here
+    closed only by the garbage collector (`warned`: its ResourceWarning)."""
     if any(isinstance(o, io.IOBase) and getattr(o, "name", None) == str(path) and not o.closed
            for o in gc.get_objects()):
         return ["an open file object for it still existed"]
-    if any(issubclass(w.category, ResourceWarning) and str(path) in str(w.message)
-           for w in caught):
+    if warned:
         return ["it was never closed: Python closed it only when it collected the file"
                 " object (ResourceWarning: unclosed file)"]
     return []
@@ -663,11 +658,10 @@ def _file_transfer(answer, abort):
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
         path = Path(folder) / "check-12.3.bin"
         path.write_bytes(FILE_DATA)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
+        with resource_warnings(str(path)) as warned:
             t = transfer("check-12.3", server, abort_after=ABORT_FILE if abort else None,
                          after_write=None if abort else _change_file(path))
-            t.unclosed = _unclosed(path, caught)
+        t.unclosed = _unclosed(path, warned)
     return t
 
 

@@ -21,6 +21,7 @@ failed check with what happened and a hint.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import sys
@@ -86,11 +87,19 @@ def observation(fn):
         key = (fn, id(answer), args)
         store = _cache if _cache is not None else {}
         if key not in store:
+            trial = _trial
+            before = len(trial.raised) if trial else 0
             try:
-                store[key] = (True, fn(answer, *args))
+                result = (True, fn(answer, *args))
             except Exception as exc:
-                store[key] = (False, exc)
-        ok, value = store[key]
+                result = (False, exc)
+            # What the reader's code raised meanwhile, noted again for each later check
+            # that reads this observation (so a stub is "not attempted" in all of them).
+            store[key] = (*result, trial.raised[before:] if trial else [])
+        else:
+            for exc in store[key][2]:
+                note_raised(exc)
+        ok, value, _ = store[key]
         if not ok:
             raise value
         return value
@@ -173,13 +182,21 @@ def _chain(exc):
 
 def _logging_twisted_errors():
     """`logged_errors()` if Twisted is in use, else a context that collects nothing."""
-    import contextlib
-
     if "twisted.logger" not in sys.modules:
         return contextlib.nullcontext([])
     from ..twisted_log import logged_errors
 
     return logged_errors()
+
+
+def _reactor_round_trip() -> None:
+    """Let the reactor thread finish the turn it is in, so an error a callback logs just
+    after the check stopped waiting lands in this check, not the next one."""
+    from .. import reactor as _reactor
+
+    if _reactor.is_started():
+        with contextlib.suppress(Exception):
+            _reactor.call(lambda: None, timeout=1.0)
 
 
 def _run_one(check_: Check, answer, timeout: float) -> Result:
@@ -204,11 +221,12 @@ def _run_one(check_: Check, answer, timeout: float) -> Result:
             worker = threading.Thread(target=target, name="helpers-check", daemon=True)
             worker.start()
             worker.join(timeout)
-            stub = any(isinstance(e, NotImplementedError) for e in trial.raised)
-            if "twisted.logger" in sys.modules and not stub:
-                # A Deferred dropped with a failure logs it when collected (30-170 ms in a
-                # kernel: skipped for the stub, whose report shows nothing of it).
-                gc.collect()
+            _reactor_round_trip()
+            if "twisted.logger" in sys.modules:
+                # A Deferred dropped with a failure logs it when it is collected. The young
+                # generations hold what this check made and cost next to nothing; `check`
+                # makes one full collection before it calls an answer right.
+                gc.collect(1)
             trial.logged = list(logged)
     finally:
         with _lock:
@@ -227,6 +245,26 @@ def _run_one(check_: Check, answer, timeout: float) -> Result:
     return Result(check_, error, logged, unwritten and error is not None)
 
 
+LOGGED_LATER = Check(
+    "logged-later", "nothing was left for Twisted to log after the checks",
+    "A Deferred that can fail needs an errback somewhere: handle its failure, or return it"
+    " to code that does.", None)
+
+
+def _logged_later() -> Result | None:
+    """After every check passed: a full collection, for a Deferred whose unhandled failure
+    was not garbage yet (30-170 ms in a kernel, so only when it can change the verdict)."""
+    if "twisted.logger" not in sys.modules:
+        return None
+    with _logging_twisted_errors() as logged:
+        gc.collect()
+    errors = [e for e in logged if e.error]
+    if not errors:
+        return None
+    return Result(LOGGED_LATER, "Twisted logged an error after the checks had finished, when"
+                  " a Deferred with an unhandled failure was garbage-collected", tuple(errors))
+
+
 def check(exercise_id: str, answer, *, timeout: float = CHECK_TIMEOUT) -> Report:
     """Run every check of an exercise against `answer`; return the report."""
     global _cache
@@ -236,6 +274,9 @@ def check(exercise_id: str, answer, *, timeout: float = CHECK_TIMEOUT) -> Report
         results = [_run_one(c, answer, timeout) for c in ex.checks]
     finally:
         _cache = None
+    if all(r.passed for r in results):
+        later = _logged_later()
+        results += [later] if later else []
     return Report(ex, results, getattr(answer, "__name__", None))
 
 
@@ -252,8 +293,9 @@ def _wrap(label: str, text: str, width: int = 92) -> list[str]:
 
 
 def _logged_line(e) -> str:
+    """One line: the error's first line (some carry a whole traceback), and where."""
     where = f" (raised in {e.where})" if e.where else ""
-    return f"{e.error}{where}" if e.error else e.message
+    return f"{e.error.splitlines()[0]}{where}" if e.error else e.message
 
 
 class Report:

@@ -1,626 +1,601 @@
 """Checks for chapter 07 (clients and endpoints).
 
-07.1 `ReplyFactory(message)`: a ClientFactory; its protocol sends `message` when
-     connected and collects what the server sends until the server closes;
-     `factory.result` fires with those bytes, or fails with the reason the connection
-     could not be made.
-07.2 `fetch(endpoint, line) -> Deferred`: connectProtocol, send one line, fire with the
-     first reply line (a str), close; fail if refused, or closed before a whole line.
+07.1 `ReplyFactory(message)`: a ClientFactory; its protocol sends `message` when connected
+     and collects what the server sends until the server closes; `factory.result` fires
+     with those bytes, or fails with the reason the connection could not be made.
+07.2 `fetch(endpoint, line) -> Deferred`: send one line (UTF-8) over any client endpoint,
+     fire with the first reply line (a str), close; fail if the connection cannot be made,
+     or closes before a whole line.
 07.3 `KeyValueClient`: a Protocol with get(key) -> Deferred for a server that answers
      "get KEY" with "value VALUE" or "missing KEY", in order; requests pipelined,
-     KeyError for a missing key, pending requests failed when the connection is lost,
+     KeyError(key) for a missing key, pending requests failed when the connection is lost,
      later requests failed at once.
 
-Each check serves a small scripted server with `serve("check-07.k", ...)` on 127.0.0.1,
-stopped before the check returns, and runs the reader's client in the reactor thread.
-Every wait for a reader's Deferred is bounded by `addTimeout` inside the reactor (TIMEOUT
-seconds), so `call` itself never times out. An exception raised in a callback of the
-reader's protocol is caught, reported by the check, and that connection aborted.
+Each check runs a small scripted server (`_Script`, on 127.0.0.1 or on a UNIX socket) and
+the reader's client in the reactor thread. Before a check returns, every connection of the
+reader's to that server has ended, so whatever the reader's callbacks raise is logged, and
+shown, inside the check.
 """
 
 from __future__ import annotations
 
 import contextlib
-import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from twisted.internet import error
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    clientFromString,
+    connectProtocol,
+    serverFromString,
+)
+from twisted.internet.protocol import ClientFactory, Factory, Protocol
 
 from .. import reactor as _reactor
-from ..events import EventLog, EventTimeout
-from ..servers import serve
-from .legacy import Check, exercise
+from ..events import EventLog
+from . import Watch, exercise, fail, observation, require, require_deferred, settle, show
+from .wire import dead_port
 
-TIMEOUT = 2.0  # the longest any check waits for one of the reader's Deferreds
-_TIMED_OUT = object()
-CALLBACKS = ("connectionMade", "dataReceived", "connectionLost")
-
-
-# -- shared machinery ----------------------------------------------------------
+TIMEOUT = 2.0  # the longest a check waits for the reader's client to do something
+POLL = 0.005  # how often the checker looks again while it waits in the reactor thread
 
 
-@contextlib.contextmanager
-def _dead_port():
-    """A port on 127.0.0.1 that refuses connections: bound, never listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
+# -- toolkit candidate: waiting in the reactor thread, and a scripted server ---------------
 
 
-def _serve(name, protocol_class, **attributes):
-    """Serve protocol_class (with a fresh EventLog as factory.log); a context manager."""
-    from twisted.internet.protocol import Factory
+def until(condition, limit: float):
+    """In the reactor thread: a Deferred that fires with True as soon as condition() holds,
+    or with False after `limit` seconds."""
+    from twisted.internet import reactor
 
-    factory = Factory.forProtocol(protocol_class)
-    factory.log = EventLog()
-    vars(factory).update(attributes)
-    return serve(name, factory), factory
+    done, deadline = Deferred(), reactor.seconds() + limit
+
+    def poll():
+        if condition():
+            done.callback(True)
+        elif reactor.seconds() >= deadline:
+            done.callback(False)
+        else:
+            reactor.callLater(POLL, poll)
+
+    poll()
+    return done
 
 
-class _Watch:
-    """Wrap the reader's protocol callbacks: an exception is recorded, not logged by
-    Twisted, and the connection is aborted."""
+def _clients_of(address) -> list:
+    """This reactor's client connections to `address` that have not ended yet."""
+    from twisted.internet import reactor
 
-    def __init__(self):
-        self.errors: list[str] = []
+    def peer(selectable):
+        with contextlib.suppress(Exception):
+            return selectable.getPeer()
 
-    def protocol(self, p):
-        for name in CALLBACKS:
-            method = getattr(p, name, None)
-            if callable(method):
-                setattr(p, name, self._wrap(p, name, method))
-        return p
+    return [s for s in {*reactor.getReaders(), *reactor.getWriters()}
+            if hasattr(s, "connector") and peer(s) == address]
 
-    def _wrap(self, p, name, method):
-        def watched(*args):
-            try:
-                return method(*args)
-            except Exception as exc:
-                self.errors.append(f"{type(p).__name__}.{name} raised {type(exc).__name__}: {exc}")
-                if name != "connectionLost" and getattr(p, "transport", None) is not None:
+
+def _peer_transport(transport, address):
+    """The reader's client transport at the other end of the server's `transport`."""
+    here = transport.getPeer()
+    clients = _clients_of(address)
+    return next((c for c in clients if c.getHost() == here), clients[0] if clients else None)
+
+
+def _unread(transport) -> int | None:
+    """How many bytes wait in `transport`'s socket, not read yet (None: cannot tell)."""
+    try:
+        import fcntl
+        import termios
+
+        queued = fcntl.ioctl(transport.getHandle().fileno(), termios.FIONREAD, b"\0" * 4)
+    except (ImportError, AttributeError, OSError):  # no socket (any more), or not POSIX
+        return None
+    return int.from_bytes(queued, "little" if sys.byteorder == "little" else "big")
+
+
+class _Script:
+    """The checker's server, `protocol_class` listening on `description` (127.0.0.1 or a
+    UNIX socket), for a `with`. Its protocols record into `log`; `factory` carries the
+    script's settings. On exit, its connections are aborted and the checker waits until
+    the reader's clients have heard it (their connectionLost has run)."""
+
+    def __init__(self, protocol_class, description="tcp:0:interface=127.0.0.1", **settings):
+        self.description, self.log = description, EventLog()
+        self.factory = Factory.forProtocol(protocol_class)
+        self.factory.log, self.factory.protocols = self.log, []
+        vars(self.factory).update(settings)
+
+    def __enter__(self):
+        from twisted.internet import reactor
+
+        self.port = _reactor.call(
+            lambda: serverFromString(reactor, self.description).listen(self.factory))
+        self.address = self.factory.address = self.port.getHost()
+        return self
+
+    def heard(self) -> bytes:
+        return b"".join(e.details["data"] for e in self.log if e.what == "heard")
+
+    def closed(self) -> bool:
+        return any(e.what == "connectionLost" for e in self.log)
+
+    def __exit__(self, *exc):
+        def stop():
+            for p in self.factory.protocols:
+                if p.transport.connected:
                     p.transport.abortConnection()
+            self.port.stopListening()
+            return until(lambda: not _clients_of(self.address), TIMEOUT)
 
-        return watched
-
-    def factory(self, factory):
-        build = factory.buildProtocol
-
-        def buildProtocol(addr):
-            p = build(addr)
-            return None if p is None else self.protocol(p)
-
-        factory.buildProtocol = buildProtocol
-        return factory
-
-    def endpoint(self, endpoint):
-        """A client endpoint that connects through `endpoint`, watching the protocol."""
-        from twisted.internet.interfaces import IStreamClientEndpoint
-        from zope.interface import implementer
-
-        watch = self
-
-        @implementer(IStreamClientEndpoint)
-        class Watched:
-            def connect(self, factory):
-                return endpoint.connect(watch.factory(factory))
-
-        return Watched()
-
-    def raise_first(self):
-        """The reader's code raised in the reactor thread: that is the cause, report it."""
-        if self.errors:
-            raise AssertionError(self.errors[0])
+        _reactor.call(stop, timeout=TIMEOUT + 3)
+        _reactor.call(lambda: None)  # an error a callback raised is logged by now
 
 
-def _bounded(d, limit=None):
-    """d, firing within `limit` (default TIMEOUT) seconds with ("result", value),
-    ("failure", exc) or ("timeout",)."""
-    from twisted.internet import reactor
-    from twisted.python.failure import Failure
+class _Scripted(Protocol):
+    """Base of the checker's server protocols: record what came in, and the end."""
 
-    def settled(result):
-        if result is _TIMED_OUT:
-            return ("timeout",)
-        if isinstance(result, Failure):
-            return ("failure", result.value)
-        return ("result", result)
+    def connectionMade(self):
+        self.factory.protocols.append(self)
+        self.buffer, self.later = b"", []
 
-    limit = TIMEOUT if limit is None else limit
-    d.addTimeout(limit, reactor, onTimeoutCancel=lambda result, timeout: _TIMED_OUT)
-    return d.addBoth(settled)
+    def dataReceived(self, data):
+        self.factory.log.record("server", "heard", data=data)
+        self.buffer += data
 
+    def pieces(self, pieces, then=None):
+        """Send each piece once the reader's client has read the one before, so that each
+        reaches its dataReceived alone; then call `then`."""
+        from twisted.internet import reactor
 
-def _deferred(value, what):
-    from twisted.internet.defer import Deferred
+        client = _peer_transport(self.transport, self.factory.address)
+        pieces, deadline = [piece for piece in pieces if piece], reactor.seconds() + TIMEOUT
 
-    if not isinstance(value, Deferred):
-        raise AssertionError(f"{what} is {type(value).__name__}, expected a Deferred")
-    return value
+        def send():
+            if not self.transport.connected:
+                return
+            if not pieces:
+                if then is not None:
+                    then()
+                return
+            try:
+                self.transport.getHandle().send(pieces.pop(0))  # into the client's queue, now
+            except OSError:  # the client has gone: the script ends here
+                return
+            read(False)
 
+        def read(arrived):
+            unread = _unread(client)
+            if unread == 0 and arrived or unread is None or reactor.seconds() > deadline:
+                send()
+            else:
+                self.later.append(reactor.callLater(POLL, read, arrived or unread > 0))
 
-def _settle(make, limit=None):
-    """Run make() in the reactor thread; it returns the reader's Deferred. Wait for it
-    (at most `limit`, default TIMEOUT). An exception make() raises is raised here."""
-    box, limit = {}, TIMEOUT if limit is None else limit
+        send()
 
-    def run():
-        try:
-            d = make()
-        except Exception as exc:  # the reader's code raised: re-raised in the check
-            box["raised"] = exc
-            return None
-        return _bounded(d, limit)
-
-    outcome = _reactor.call(run, timeout=limit + 3)
-    if "raised" in box:
-        raise box["raised"]
-    return outcome
-
-
-def _describe(outcome):
-    if outcome[0] == "result":
-        return f"fired with {outcome[1]!r}"
-    if outcome[0] == "failure":
-        exc = outcome[1]
-        return f"failed with {type(exc).__name__}: {exc}"
-    return f"had not fired after {TIMEOUT:g} s"
+    def connectionLost(self, reason):
+        for call in self.later:
+            if call.active():
+                call.cancel()
+        self.factory.log.record("server", "connectionLost")
 
 
-def _refused(outcome, what, hint):
-    """Assert that `outcome` is a failure with Twisted's ConnectionRefusedError."""
-    from twisted.internet import error
-
-    if outcome[0] == "failure" and isinstance(outcome[1], error.ConnectionRefusedError):
-        return
-    raise AssertionError(f"connecting to a dead port: {what} {_describe(outcome)}, expected it"
-                         f" to fail with ConnectionRefusedError; {hint}")
-
-
-# -- 07.1 -----------------------------------------------------------------------
+def _ok(outcome, story: str) -> None:
+    """Fail unless `outcome` is a value; what the reader's code raised stays the cause (an
+    observation raises the same exception in every check that reads it)."""
+    if isinstance(outcome.error, AssertionError) and outcome.kind == "raised":  # a check's
+        raise AssertionError(f"{story}: {outcome.error}") from None
+    if outcome.kind == "raised":
+        raise AssertionError(f"{story}: {outcome}") from outcome.error
+    require(outcome.ok, f"{story}: {outcome}")
 
 
-def _two_pieces_protocol():
-    from twisted.internet import reactor
-    from twisted.internet.protocol import Protocol
-
-    class TwoPieces(Protocol):
-        """Read one line; answer it upper-cased in two writes 0.05 s apart; close."""
-
-        def connectionMade(self):
-            self.buffer, self.later = b"", None
-
-        def dataReceived(self, data):
-            self.buffer += data
-            if b"\n" in self.buffer and self.later is None:
-                line = self.buffer.split(b"\n", 1)[0]
-                self.factory.log.record("server", "line", line=line)
-                reply = line.upper() + b"\n"
-                self.transport.write(reply[:3])
-                self.later = reactor.callLater(0.05, self.finish, reply[3:])
-
-        def finish(self, rest):
-            self.transport.write(rest)
-            self.transport.loseConnection()
-
-        def connectionLost(self, reason):
-            if self.later is not None and self.later.active():
-                self.later.cancel()
-
-    return TwoPieces
+def _refused(outcome, what: str) -> None:
+    require(outcome.is_error(error.ConnectionRefusedError), f"connecting to a port where"
+            f" nothing listens: {what} {outcome}, expected it to fail with"
+            " ConnectionRefusedError")
 
 
-def _connect_reply_factory(answer, port, message, watch):
-    from twisted.internet import reactor
+# -- 07.1 -----------------------------------------------------------------------------
 
-    def make():
-        from twisted.internet.protocol import ClientFactory
+reply_factory = exercise("07.1", "A ClientFactory that reports its outcome")
 
-        factory = answer(message)
-        if not isinstance(factory, ClientFactory):  # connectTCP would raise, mid-connect
-            raise AssertionError(
-                f"{type(factory).__name__} is not a ClientFactory: connectTCP would raise"
-                f" AttributeError: '{type(factory).__name__}' object has no attribute"
-                " 'startedConnecting'"
-            )
-        watch.factory(factory)
-        reactor.connectTCP("127.0.0.1", port, factory, timeout=TIMEOUT)
-        return _deferred(getattr(factory, "result", None), "factory.result")
-
-    return _settle(make)
+TAIL = b"that was all\n"  # the reply: the message upper-cased, then this line
 
 
-def _is_client_factory(answer):
-    from twisted.internet.defer import Deferred
-    from twisted.internet.protocol import ClientFactory
+class _Replier(_Scripted):
+    """Once a line has come: the line upper-cased and TAIL, in three pieces, then close."""
 
-    first, second = _reactor.call(lambda: (answer(b"hello\n"), answer(b"again\n")))
-    assert isinstance(first, ClientFactory), (
-        f"ReplyFactory(b'hello\\n') is a {type(first).__name__}, which is not a ClientFactory:"
-        " connectTCP calls factory.startedConnecting(), and only ClientFactory has it"
-    )
-    result = getattr(first, "result", None)
-    assert isinstance(result, Deferred), (
-        f"factory.result is {type(result).__name__}, expected a Deferred"
-    )
-    assert result is not getattr(second, "result", None), (
-        "two ReplyFactory instances share one `result` Deferred (a class attribute?)"
-    )
+    def dataReceived(self, data):
+        super().dataReceived(data)
+        if b"\n" in self.buffer and not self.later:
+            reply = self.buffer.partition(b"\n")[0].upper() + b"\n" + TAIL
+            first = len(self.buffer.partition(b"\n")[0]) + 1
+            self.pieces([reply[:3], reply[3:first], reply[first:]],
+                        then=self.transport.loseConnection)
 
 
-def _whole_reply(answer):
-    served, factory = _serve("check-07.1", _two_pieces_protocol())
-    with served:
-        for message in (b"hello\n", b"again\n"):
-            watch = _Watch()
-            outcome = _connect_reply_factory(answer, served.port, message, watch)
-            watch.raise_first()
-            heard = [e.details["line"] for e in factory.log]
-            if outcome[0] == "timeout" and not heard[-1:] == [message.rstrip(b"\n")]:
-                raise AssertionError(
-                    f"factory.result {_describe(outcome)} and the server never received"
-                    f" {message!r}: does the protocol write the factory's message in"
-                    " connectionMade?"
-                )
-            expected = message.upper()
-            assert outcome == ("result", expected), (
-                f"the server sent {expected!r} in two pieces, then closed: factory.result"
-                f" {_describe(outcome)}, expected it to fire with {expected!r}"
-            )
+def _connect_tcp(port: int, factory):
+    """What reactor.connectTCP does, keeping the connector when connect() raises (a
+    factory without startedConnecting): the attempt is stopped, not left running."""
+    from twisted.internet import reactor, tcp
+
+    connector = tcp.Connector("127.0.0.1", port, factory, TIMEOUT, None, reactor)
+    try:
+        connector.connect()
+    except Exception:
+        connector.factory = ClientFactory()  # hears that the attempt was stopped
+        with contextlib.suppress(Exception):
+            connector.stopConnecting()
+        raise
+    return connector
 
 
+def _run_factories(answer, port: int, messages: list[bytes]):
+    """In the reactor thread: connect ReplyFactory(m) for each message, at once. Fires with
+    [(factory, Watch of its result)] once every connection has ended (at most TIMEOUT)."""
+    factories, watches = [answer(message) for message in messages], []
+    for factory, message in zip(factories, messages, strict=True):
+        result = getattr(factory, "result", None)
+        require(result is not None, f"ReplyFactory({message!r}) has no attribute `result`")
+        require(not require_deferred(result, f"ReplyFactory({message!r}).result").called,
+                f"ReplyFactory({message!r}).result had already fired before anything was"
+                f" connected (is it shared with an earlier factory?)")
+        watches.append(Watch(result))
+    connectors = [_connect_tcp(port, f) for f in factories]
+    ended = until(lambda: all(c.state == "disconnected" for c in connectors), TIMEOUT)
+
+    def done(_):
+        for c in connectors:
+            c.disconnect()  # if it is still connected
+        return list(zip(factories, watches, strict=True))
+
+    return ended.addCallback(done)
+
+
+def _connection_story(messages):
+    return (f"reactor.connectTCP('127.0.0.1', port, ReplyFactory({messages[0]!r}))"
+            if len(messages) == 1 else
+            f"ReplyFactory({messages[0]!r}) and ReplyFactory({messages[1]!r}), connected at"
+            " the same time")
+
+
+@observation
+def _replies(answer, messages: tuple):
+    """Connect a ReplyFactory per message to a _Replier: (outcome, what the server heard)."""
+    with _Script(_Replier) as server:
+        outcome = settle(lambda: _run_factories(answer, server.address.port, list(messages)),
+                         limit=TIMEOUT + 1, what=_connection_story(messages))
+    _ok(outcome, _connection_story(messages))
+    return outcome.value, server.heard()
+
+
+def _reply_of(message: bytes) -> bytes:
+    return message.upper() + TAIL
+
+
+def _results(answer, messages: tuple):
+    ran, heard = _replies(answer, messages)
+    return [watch.outcome for _, watch in ran], heard
+
+
+@reply_factory.check("refused", "`result` fails with ConnectionRefusedError on a dead port",
+                     hint="connectTCP reports to its factory through methods that only a"
+                          " ClientFactory has: one of them hears that the connection could not"
+                          " be made, and why.")
 def _fails_when_refused(answer):
-    watch = _Watch()
-    with _dead_port() as port:
-        outcome = _connect_reply_factory(answer, port, b"hello\n", watch)
-    watch.raise_first()
-    _refused(outcome, "factory.result",
-             "clientConnectionFailed(connector, reason) must errback it with the reason")
+    with dead_port() as port:
+        outcome = settle(lambda: _run_factories(answer, port, [b"hello\n"]), limit=TIMEOUT + 1,
+                         what="connecting ReplyFactory(b'hello\\n') to a dead port")
+    _ok(outcome, "reactor.connectTCP to a dead port, with ReplyFactory(b'hello\\n')")
+    (_, watch), = outcome.value
+    _refused(watch.outcome, "factory.result")
 
 
-exercise(
-    "07.1",
-    "A ClientFactory that reports its outcome",
-    Check(
-        "a ClientFactory, with its own `result` Deferred",
-        _is_client_factory,
-        "class ReplyFactory(ClientFactory); create self.result = Deferred() in __init__",
-    ),
-    Check(
-        "`result` fires with the whole reply, once the server has closed",
-        _whole_reply,
-        "collect in dataReceived (it may be called more than once); fire the Deferred in"
-        " clientConnectionLost, which comes after the protocol's connectionLost",
-    ),
-    Check(
-        "`result` fails with ConnectionRefusedError on a dead port",
-        _fails_when_refused,
-        "def clientConnectionFailed(self, connector, reason): self.result.errback(reason)",
-    ),
-)
+@reply_factory.check("whole-reply", "`result` fires with the whole reply, once the server has"
+                     " closed", hint="A reply can come in any number of pieces, and only the end"
+                     " of the connection says it is complete; the factory hears of that end too,"
+                     " after the protocol.")
+def _whole_reply(answer):
+    (result,), _ = _results(answer, (b"hello\n",))
+    want = _reply_of(b"hello\n")
+    require(result.kind == "fired" and result.value == want,
+            f"the server sent {show(want)} in 3 pieces, then closed: when the"
+            f" connection had ended, factory.result {result}, expected it to fire with the"
+            " whole reply")
 
 
-# -- 07.2 -----------------------------------------------------------------------
+@reply_factory.check("sends", "sends the message, exactly, once connected",
+                     hint="Write the factory's message when the connection is made: once, as it"
+                          " is.")
+def _sends(answer):
+    messages = (b"hello\n",)
+    _, heard = _results(answer, messages)
+    require(heard == messages[0], f"{_connection_story(messages)}: the server received"
+            f" {show(heard)}, expected exactly the message")
 
 
-def _line_in_pieces_protocol():
-    from twisted.internet import reactor
-    from twisted.internet.protocol import Protocol
+@reply_factory.check("own-result", "two factories at once: each `result` has its own reply",
+                     hint="Each ReplyFactory(...) needs its own Deferred, and each connection its"
+                          " own buffer: nothing shared in a class body.")
+def _own_result(answer):
+    messages = (b"hello\n", b"again\n")
+    for message, (_, watch) in zip(messages, _replies(answer, messages)[0], strict=True):
+        want = _reply_of(message)
+        require(watch.outcome.kind == "fired" and watch.outcome.value == want,
+                f"{_connection_story(messages)}: the result of ReplyFactory({message!r})"
+                f" {watch.outcome}, expected it to fire with {show(want)}")
 
-    class LineInPieces(Protocol):
-        """Read one line; answer it upper-cased, split over writes, then a second line;
-        stay connected until the client closes. With factory.early_close: send half a
-        line and close."""
 
-        def connectionMade(self):
-            self.buffer, self.later = b"", []
+# -- 07.2 -----------------------------------------------------------------------------
 
-        def dataReceived(self, data):
-            self.buffer += data
-            if b"\n" not in self.buffer or self.later:
-                return
-            line = self.buffer.split(b"\n", 1)[0]
-            self.factory.log.record("server", "line", line=line)
-            reply = line.upper()
-            if self.factory.early_close:
-                self.transport.write(reply[:2])
-                self.transport.loseConnection()
-                return
+fetch_line = exercise("07.2", "fetch() over any client endpoint")
+
+SECOND = b"and a second line\n"  # what the server sends after the reply line
+
+
+class _LineServer(_Scripted):
+    """Once a line has come: the line upper-cased (as text), cut inside a character, then a
+    second line, in pieces; stay connected until the client closes. With
+    factory.early_close: send two bytes of the reply, then close."""
+
+    def dataReceived(self, data):
+        super().dataReceived(data)
+        if b"\n" not in self.buffer or self.later or self.transport.disconnecting:
+            return
+        reply = self.buffer.partition(b"\n")[0].decode(errors="replace").upper().encode()
+        if self.factory.early_close:
             self.transport.write(reply[:2])
-            self.later = [
-                reactor.callLater(0.03, self.transport.write, reply[2:]),
-                reactor.callLater(0.06, self.transport.write, b"\nand a second line\n"),
-            ]
-
-        def connectionLost(self, reason):
-            for call in self.later:
-                if call.active():
-                    call.cancel()
-            self.factory.log.record("server", "connectionLost")
-
-    return LineInPieces
+            self.transport.loseConnection()
+            return
+        cut = next((i + 1 for i, byte in enumerate(reply) if byte >= 0x80), 2)
+        self.pieces([reply[:cut], reply[cut:] + b"\n" + SECOND[:5], SECOND[5:]])
 
 
-def _fetch(answer, endpoint, line):
-    watch = _Watch()
-    outcome = _settle(lambda: _deferred(answer(watch.endpoint(endpoint), line), "fetch(...)"))
-    watch.raise_first()
-    return outcome
+def _fetch(answer, endpoint, line: str):
+    """fetch(endpoint, line) in the reactor thread, waited for (at most TIMEOUT)."""
+    return settle(lambda: require_deferred(answer(endpoint, line), f"fetch(endpoint, {line!r})"),
+                  limit=TIMEOUT, what=f"fetch(endpoint, {line!r})")
 
 
-def _tcp4(port):
+def _tcp_endpoint(port: int):
     from twisted.internet import reactor
-    from twisted.internet.endpoints import TCP4ClientEndpoint
 
     return TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=TIMEOUT)
 
 
-def _from_string(port):
-    from twisted.internet import reactor
-    from twisted.internet.endpoints import clientFromString
-
-    timeout = max(1, round(TIMEOUT))  # whole seconds in a description
-    return clientFromString(reactor, f"tcp:host=127.0.0.1:port={port}:timeout={timeout}")
-
-
-def _reply_line(answer, make_endpoint, line, *, closes=False):
-    served, factory = _serve("check-07.2", _line_in_pieces_protocol(), early_close=False)
-    with served:
-        outcome = _fetch(answer, _reactor.call(make_endpoint, served.port), line)
-        expected = line.upper()
-        assert outcome == ("result", expected), (
-            f"the server answered {line!r} with {expected!r} + newline, in pieces, then a"
-            f" second line: fetch(endpoint, {line!r}) {_describe(outcome)},"
-            f" expected {expected!r}"
-        )
-        if closes:
-            try:
-                factory.log.wait(1, "connectionLost", timeout=1.0)
-            except EventTimeout:
-                raise AssertionError(
-                    "the connection was still open 1 s after fetch() had fired with the reply"
-                ) from None
+@observation
+def _fetched(answer, line: str):
+    """(outcome of fetch over TCP, what the server heard, whether the client closed)."""
+    with _Script(_LineServer, early_close=False) as server:
+        outcome = _fetch(answer, _reactor.call(_tcp_endpoint, server.address.port), line)
+        closed = outcome.ok and _reactor.call(until, server.closed, TIMEOUT,
+                                              timeout=TIMEOUT + 3)
+    if outcome.kind == "raised":  # the same exception, raised in every check that reads it
+        _ok(outcome, f"fetch(endpoint, {line!r})")
+    return outcome, server.heard(), closed
 
 
+def _expect_line(outcome, heard: bytes, line: str, how: str) -> None:
+    if outcome.kind == "raised":
+        _ok(outcome, f"fetch(endpoint, {line!r}) {how}")
+    want = line.upper()
+    cut = ", cut inside a character" if not want.isascii() else ""
+    story = (f"fetch(endpoint, {line!r}) {how}: the server answered with {want!r} (UTF-8{cut}),"
+             " a newline and a second line, in pieces")
+    if outcome.kind == "pending" and not heard.endswith(b"\n"):
+        fail(f"{story}; but the server received {show(heard)} and was still waiting for the"
+             f" end of the line: fetch {outcome}")
+    require(heard == line.encode() + b"\n", f"{story}; the server received {show(heard)},"
+            f" expected the line in UTF-8 and a newline")
+    require(outcome.kind == "fired" and outcome.value == want,
+            f"{story}: the Deferred {outcome}, expected it to fire with {want!r}")
+
+
+LINE = " café crème"  # a leading space, and two characters of two bytes each
+
+
+@fetch_line.check("first-line", "fires with the first reply line, which arrives in pieces",
+                  hint="Keep the bytes until a newline has come (more may follow it), and decode"
+                       " the whole line: a piece can end inside a character.")
 def _first_line(answer):
-    _reply_line(answer, _tcp4, "hello")
+    outcome, heard, _ = _fetched(answer, LINE)
+    _expect_line(outcome, heard, LINE, "over a TCP4ClientEndpoint")
 
 
+@fetch_line.check("closes", "closes the connection after the reply",
+                  hint="Once the line is there, the client is done with the connection.")
 def _closes(answer):
-    _reply_line(answer, _tcp4, "hello", closes=True)
+    outcome, _, closed = _fetched(answer, LINE)
+    require(outcome.ok, f"fetch(endpoint, {LINE!r}) {outcome}, so the check could not see it"
+            " close the connection")
+    require(closed, f"fetch(endpoint, {LINE!r}) fired with the reply line, but the connection"
+            f" was still open {TIMEOUT:g} s later")
 
 
+@fetch_line.check("any-endpoint", "works with an endpoint for a UNIX socket, from"
+                  " clientFromString", hint="Use only what every client endpoint offers"
+                  " (section 5): nothing that is TCP's own.")
 def _any_endpoint(answer):
-    _reply_line(answer, _from_string, "from a string")
+    from twisted.internet import reactor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "fetch.sock")
+        with _Script(_LineServer, f"unix:{path}", early_close=False) as server:
+            description = f"unix:path={path}:timeout={max(1, round(TIMEOUT))}"
+            endpoint = _reactor.call(clientFromString, reactor, description)
+            outcome = _fetch(answer, endpoint, "hello")
+            _expect_line(outcome, server.heard(), "hello", f"over clientFromString(reactor,"
+                         f" 'unix:path=...') ({type(endpoint).__name__})")
 
 
+@fetch_line.check("refused", "fails with ConnectionRefusedError on a dead port",
+                  hint="The Deferred of connectProtocol reports a connection that could not be"
+                       " made: the Deferred that fetch returns must carry that failure too.")
 def _fetch_refused(answer):
-    with _dead_port() as port:
-        outcome = _fetch(answer, _reactor.call(_tcp4, port), "hello")
-    _refused(outcome, "the Deferred from fetch()",
-             "return the Deferred of connectProtocol (chained), so that its errback arrives")
+    with dead_port() as port:
+        outcome = _fetch(answer, _reactor.call(_tcp_endpoint, port), "hello")
+    _refused(outcome, "the Deferred from fetch()")
 
 
-def _closed_early(answer):
-    served, _ = _serve("check-07.2", _line_in_pieces_protocol(), early_close=True)
-    with served:
-        outcome = _fetch(answer, _reactor.call(_tcp4, served.port), "hello")
-    assert outcome[0] == "failure", (
-        "the server sent b'HE' (no newline) and closed: the Deferred from fetch()"
-        f" {_describe(outcome)}, expected it to fail"
-    )
+@fetch_line.check("early-close", "fails when the server closes before a whole line",
+                  hint="If the connection ends before a whole line has come, the Deferred must"
+                       " still fire, with a failure; and a Deferred fires only once.")
+def _early_close(answer):
+    with _Script(_LineServer, early_close=True) as server:
+        outcome = _fetch(answer, _reactor.call(_tcp_endpoint, server.address.port), "hello")
+    require(outcome.kind == "failed", "the server sent b'HE' (no newline) and closed the"
+            f" connection: the Deferred from fetch() {outcome}, expected it to fail")
 
 
-exercise(
-    "07.2",
-    "fetch() over any client endpoint",
-    Check(
-        "fires with the first reply line, which arrives in pieces",
-        _first_line,
-        "buffer in dataReceived until b'\\n' is in it; fire with the part before it, decoded",
-    ),
-    Check(
-        "closes the connection after the reply",
-        _closes,
-        "self.transport.loseConnection() once the line is complete",
-    ),
-    Check(
-        "works with an endpoint from clientFromString",
-        _any_endpoint,
-        "use only endpoint.connect (through connectProtocol), nothing TCP-specific",
-    ),
-    Check(
-        "fails with ConnectionRefusedError on a dead port",
-        _fetch_refused,
-        "connectProtocol(...).addCallback(lambda protocol: protocol.reply): one Deferred"
-        " that carries both outcomes",
-    ),
-    Check(
-        "fails when the server closes before a whole line",
-        _closed_early,
-        "in connectionLost, errback the reply Deferred if it has not fired",
-    ),
-)
+# -- 07.3 -----------------------------------------------------------------------------
+
+key_value = exercise("07.3", "A pipelining key-value client")
+
+STORE = {"one": "1", "two": "two words", "euro": "5 €", "ten": "10"}
+PIPELINED = ["one", "two", "nope", "euro", "one", "ten"]  # "one" twice; "nope" is missing
+PIECE = 4  # the replies come in pieces of this many bytes up to inside the "€", then the rest
 
 
-# -- 07.3 -----------------------------------------------------------------------
-
-STORE = {"one": "1", "two": "2", "three": "3", "four": "4"}
-
-
-def _key_value_protocol():
-    from twisted.internet import reactor
-    from twisted.internet.protocol import Protocol
-
-    class KeyValueBatch(Protocol):
-        """Wait for factory.expect lines "get KEY"; then answer them all, in order, in
-        4-byte writes 0.01 s apart (or, with factory.close_instead, close)."""
-
-        def connectionMade(self):
-            self.buffer, self.heard, self.later = b"", [], []
-
-        def dataReceived(self, data):
-            *lines, self.buffer = (self.buffer + data).split(b"\n")
-            self.heard += [line.decode(errors="replace") for line in lines]
-            self.factory.log.record("server", "heard", count=len(self.heard))
-            if len(self.heard) < self.factory.expect or self.later or self.transport.disconnecting:
-                return
-            if self.factory.close_instead:
-                self.transport.loseConnection()
-                return
-            reply = "".join(self.answer(line) for line in self.heard).encode()
-            pieces = [reply[i : i + 4] for i in range(0, len(reply), 4)]
-            self.later = [reactor.callLater(0.01 * i, self.transport.write, piece)
-                          for i, piece in enumerate(pieces)]
-
-        def answer(self, line):
-            key = line.removeprefix("get ")
-            return f"value {STORE[key]}\n" if key in STORE else f"missing {key}\n"
-
-        def connectionLost(self, reason):
-            for call in self.later:
-                if call.active():
-                    call.cancel()
-
-    return KeyValueBatch
+def _answer_line(line: str) -> str:
+    key = line.removeprefix("get ")
+    return f"value {STORE[key]}\n" if key in STORE else f"missing {key}\n"
 
 
-def _expected(key):
-    return ("result", STORE[key]) if key in STORE else ("KeyError", key)
+class _KeyValues(_Scripted):
+    """Wait until factory.expect requests have come; then answer them all, in order, in
+    PIECE-byte pieces up to inside the "€" and the rest in one piece (or, with
+    factory.close_instead, close)."""
+
+    def dataReceived(self, data):
+        super().dataReceived(data)
+        lines = self.buffer.decode(errors="replace").split("\n")[:-1]
+        if len(lines) < self.factory.expect or self.later or self.transport.disconnecting:
+            return
+        if self.factory.close_instead:
+            self.transport.loseConnection()
+            return
+        reply = "".join(_answer_line(line) for line in lines).encode()
+        cut = reply.find("€".encode()) + 1 or len(reply)
+        self.pieces([reply[i:min(i + PIECE, cut)] for i in range(0, cut, PIECE)] + [reply[cut:]])
 
 
-def _normalised(outcome):
-    """("result", value), ("KeyError", key), ("failure", type name) or ("timeout",)."""
-    if outcome[0] == "failure":
-        exc = outcome[1]
-        if isinstance(exc, KeyError) and exc.args:
-            return ("KeyError", exc.args[0])
-        return ("failure", type(exc).__name__)
-    return outcome
+def _requests(server) -> int:
+    return server.heard().count(b"\n")
 
 
-def _session(answer, keys, *, close_instead=False, after=None):
-    """Connect a KeyValueClient, get every key at once, wait for all of them (bounded).
-    Returns (outcomes, count of requests the server heard, outcome of `after`)."""
-    from twisted.internet import reactor
-    from twisted.internet.defer import gatherResults
-    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-
-    served, factory = _serve("check-07.3", _key_value_protocol(),
-                             expect=len(keys), close_instead=close_instead)
-    watch, box = _Watch(), {}
-    with served:
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", served.port, timeout=TIMEOUT)
-
-        def requests(client):
-            box["client"] = client
-            try:
-                ds = [_deferred(client.get(key), f"get({key!r})") for key in keys]
-            except Exception as exc:  # the reader's get() raised: re-raised in the check
-                box["raised"] = exc
-                return None
-            return gatherResults([_bounded(d) for d in ds])
-
-        def make():
-            return connectProtocol(endpoint, watch.protocol(answer())).addCallback(requests)
-
-        try:
-            outcome = _settle(make, limit=2 * TIMEOUT)  # each get is bounded by TIMEOUT
-            late = None
-            if after is not None and "client" in box:
-                late = _reactor.call(after, box["client"])
-        finally:
-            if "client" in box and box["client"].transport is not None:
-                _reactor.call(box["client"].transport.abortConnection)
-    watch.raise_first()
-    if "raised" in box:
-        raise box["raised"]
-    if outcome[0] != "result":
-        raise AssertionError(f"connecting to the server {_describe(outcome)}")
-    heard = max((e.details["count"] for e in factory.log), default=0)
-    return [_normalised(o) for o in outcome[1]], heard, late
+def _expected(key: str):
+    return ("fired", STORE[key]) if key in STORE else ("KeyError", key)
 
 
+def _seen(outcome):
+    """("fired", value), ("KeyError", key), ("failed", "TypeName: message") or ("pending",)."""
+    if outcome.kind == "failed":
+        if isinstance(outcome.error, KeyError) and outcome.error.args:
+            return ("KeyError", outcome.error.args[0])
+        return ("failed", str(outcome).removeprefix("failed with "))
+    return ("pending",) if outcome.kind == "pending" else (outcome.kind, outcome.value)
+
+
+def _get_each(client, keys):
+    """In the reactor thread: get(key) for each key, at once; a Watch of each Deferred (or
+    what get returned, if it is not a Deferred)."""
+    got = [client.get(key) for key in keys]
+    return [Watch(d) if isinstance(d, Deferred) else d for d in got]
+
+
+def _watched(outcome, keys, what: str) -> list:
+    """The Watches of `_get_each`; fail saying what went wrong instead."""
+    _ok(outcome, what)
+    for key, watch in zip(keys, outcome.value, strict=True):
+        if not isinstance(watch, Watch):
+            require_deferred(watch, f"get({key!r})")
+    return outcome.value
+
+
+@observation
+def _session(answer, keys: tuple, close_instead: bool = False):
+    """Connect answer() with connectProtocol, get every key at once, wait until every
+    Deferred has fired (at most TIMEOUT). Returns (outcomes, requests the server heard,
+    outcome of a get after the loss, with close_instead)."""
+    with _Script(_KeyValues, expect=len(keys),
+                 close_instead=close_instead) as server:
+        endpoint = _reactor.call(_tcp_endpoint, server.address.port)
+        connected = settle(lambda: connectProtocol(endpoint, answer()),
+                           what="connectProtocol(endpoint, KeyValueClient())")
+        _ok(connected, "connectProtocol(endpoint, KeyValueClient())")
+        client = connected.value
+        asking = ", ".join(f"get({key!r})" for key in keys)
+        watches = _watched(settle(lambda: _get_each(client, keys)), keys, f"{asking} at once")
+        _reactor.call(until, lambda: all(w.fired for w in watches), TIMEOUT, timeout=TIMEOUT + 3)
+        outcomes, late = [_seen(w.outcome) for w in watches], None
+        if close_instead and _requests(server) == len(keys):  # then the server closes
+            _reactor.call(until, lambda: not client.transport.connected, TIMEOUT,
+                          timeout=TIMEOUT + 3)
+            late = settle(lambda: _get_each(client, ["one"]))
+    return outcomes, _requests(server), late
+
+
+def _pipelining(heard: int, asked: int, outcomes) -> str:
+    waiting = outcomes.count(("pending",))
+    if not waiting:
+        return ""
+    return (f"; {waiting} of {asked} Deferreds had not fired after {TIMEOUT:g} s, and the"
+            f" server, which answers once all {asked} requests have come, had received {heard}")
+
+
+@key_value.check("one-get", "get('one') fires with '1'",
+                 hint="get() writes one request line, and returns a Deferred that the reply to"
+                      " it will fire.")
 def _one_get(answer):
-    outcomes, _, _ = _session(answer, ["one"])
-    assert outcomes == [("result", "1")], (
-        f"the server answered 'get one' with 'value 1': get('one') gave {outcomes[0]},"
-        " expected ('result', '1')"
-    )
+    outcomes, heard, _ = _session(answer, ("one",))
+    require(outcomes == [("fired", "1")], f"the server answered 'get one' with 'value 1':"
+            f" get('one') gave {outcomes[0]}, expected ('fired', '1')"
+            f"{_pipelining(heard, 1, outcomes)}")
 
 
+@key_value.check("missing", "a missing key fails with KeyError(key)",
+                 hint="A 'missing' reply is an error of that request: its Deferred fails, with"
+                      " the exception the task names.")
+def _missing(answer):
+    outcomes, _, _ = _session(answer, ("nope",))
+    require(outcomes == [("KeyError", "nope")], f"the server answered 'get nope' with"
+            f" 'missing nope': get('nope') gave {outcomes[0]}, expected ('KeyError', 'nope')")
+
+
+@key_value.check("pipelined", "six gets at once, matched to their replies in order, from pieces",
+                 hint="Write each request at once. The server answers in the order of the"
+                      " requests, and a key can be asked twice: replies belong to requests in"
+                      " the order they were sent. Replies come in pieces of any size.")
 def _pipelined(answer):
-    keys = ["one", "two", "nope", "three", "four"]
-    outcomes, heard, _ = _session(answer, keys)
-    if ("timeout",) in outcomes:
-        raise AssertionError(
-            f"{outcomes.count(('timeout',))} of 5 gets had not fired after {TIMEOUT:g} s; the"
-            f" server answers once all 5 requests have arrived, and it received {heard}:"
-            " write each request at once, without waiting for earlier replies"
-        )
-    expected = [_expected(key) for key in keys]
-    assert outcomes == expected, (
-        f"gets of {keys}, answered in order in 4-byte pieces: got {outcomes},"
-        f" expected {expected}"
-    )
+    outcomes, heard, _ = _session(answer, tuple(PIPELINED))
+    expected = [_expected(key) for key in PIPELINED]
+    require(outcomes == expected, f"get() of {PIPELINED} at once, answered in order, in"
+            f" {PIECE}-byte pieces and then one: got {outcomes}, expected {expected}"
+            f"{_pipelining(heard, len(PIPELINED), outcomes)}")
 
 
+@key_value.check("loss-fails-pending", "losing the connection fails every pending get",
+                 hint="When the connection ends, every request still waiting must hear about"
+                      " it, with a failure.")
 def _loss_fails_pending(answer):
-    outcomes, heard, _ = _session(answer, ["one", "two", "three"], close_instead=True)
-    waiting = [i for i, o in enumerate(outcomes) if o == ("timeout",)]
-    assert heard == 3 or not waiting, (
-        f"the server closes once all 3 requests have arrived, and it received {heard}:"
-        " write each request at once, without waiting for earlier replies"
-    )
-    assert not waiting, (
-        f"the server read 3 requests and closed without answering: {len(waiting)} of 3"
-        f" Deferreds had not fired {TIMEOUT:g} s later"
-    )
-    succeeded = [o for o in outcomes if o[0] != "failure"]
-    assert not succeeded, f"the server never answered, yet: {outcomes}"
+    outcomes, heard, _ = _session(answer, ("one", "two", "three"), True)
+    require(heard == 3, f"the server closes once all 3 requests have come, and it received"
+            f" {heard}: write each request at once, without waiting for earlier replies")
+    require(all(o[0] == "failed" for o in outcomes),
+            f"the server read 3 requests and closed without answering: the gets gave"
+            f" {outcomes}, expected each to fail")
 
 
-def _late_get(client):
-    """In the reactor thread, after the connection was lost: what does get() return?"""
-    from twisted.python.failure import Failure
-
-    seen = []
-    try:
-        d = client.get("one")
-    except Exception as exc:
-        return f"raised {type(exc).__name__}: {exc} instead of returning a failed Deferred"
-    _deferred(d, "get('one')").addBoth(seen.append)  # also consumes the failure
-    if not seen:
-        d.cancel()  # so that nothing is left waiting
-        return "returned a Deferred that had not fired"
-    if not isinstance(seen[0], Failure):
-        return f"returned a Deferred that fired with {seen[0]!r}"
-    return None
-
-
-def _late_fails_at_once(answer):
-    _, _, late = _session(answer, ["one"], close_instead=True, after=_late_get)
-    assert late is None, f"get('one') after the connection was lost {late}"
-
-
-exercise(
-    "07.3",
-    "A pipelining key-value client",
-    Check(
-        "get('one') fires with '1'",
-        _one_get,
-        "get(key) writes b'get KEY\\n', appends a Deferred to a deque and returns it",
-    ),
-    Check(
-        "five gets pipelined; values and KeyError matched in order, from pieces",
-        _pipelined,
-        "buffer until b'\\n'; each reply line belongs to the oldest waiting request"
-        " (deque.popleft()); 'missing KEY' -> errback(KeyError(key))",
-    ),
-    Check(
-        "losing the connection fails every pending get",
-        _loss_fails_pending,
-        "in connectionLost, errback every Deferred still in the deque",
-    ),
-    Check(
-        "a get after the loss fails at once",
-        _late_fails_at_once,
-        "remember the loss in connectionLost; get() then returns defer.fail(...)",
-    ),
-)
+@key_value.check("late-fails", "a get after the loss fails at once",
+                 hint="After the loss, get() returns a Deferred that has already failed: it"
+                      " neither raises nor waits.")
+def _late_fails(answer):
+    _, heard, late = _session(answer, ("one", "two", "three"), True)
+    require(heard == 3, f"the server closes once all 3 requests have come, and it received"
+            f" {heard}, so the connection was never lost")
+    (watch,) = _watched(late, ["one"], "get('one') after the connection was lost")
+    require(watch.outcome.kind == "failed", f"get('one') after the connection was lost returned"
+            f" a Deferred that {watch.outcome}, expected one that had already failed")

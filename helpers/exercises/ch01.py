@@ -301,7 +301,8 @@ def _on_a_listening_port(fn):
             pass
         closed.set()
 
-    with serving("check-01.3", handler) as server, resource_warnings("unclosed <socket.socket") as unclosed:
+    with serving("check-01.3", handler) as server, \
+            resource_warnings("unclosed <socket.socket") as unclosed:
         outcome = run_answer(fn, "127.0.0.1", server.port, 1.0, limit=TIMEOUT,
                              what="port_is_open('127.0.0.1', port, 1.0) on a listening port")
         reached = connected.wait(TIMEOUT) if outcome.kind == "returned" else connected.is_set()

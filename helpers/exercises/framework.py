@@ -182,7 +182,7 @@ def _chain(exc):
 
 def _logging_twisted_errors():
     """`logged_errors()` if Twisted is in use, else a context that collects nothing."""
-    if "twisted.logger" not in sys.modules:
+    if "twisted" not in sys.modules:
         return contextlib.nullcontext([])
     from ..twisted_log import logged_errors
 
@@ -222,7 +222,7 @@ def _run_one(check_: Check, answer, timeout: float) -> Result:
             worker.start()
             worker.join(timeout)
             _reactor_round_trip()
-            if "twisted.logger" in sys.modules:
+            if "twisted" in sys.modules:
                 # A Deferred dropped with a failure logs it when it is collected. The young
                 # generations hold what this check made and cost next to nothing; `check`
                 # makes one full collection before it calls an answer right.
@@ -254,7 +254,7 @@ LOGGED_LATER = Check(
 def _logged_later() -> Result | None:
     """After every check passed: a full collection, for a Deferred whose unhandled failure
     was not garbage yet (30-170 ms in a kernel, so only when it can change the verdict)."""
-    if "twisted.logger" not in sys.modules:
+    if "twisted" not in sys.modules:
         return None
     with _logging_twisted_errors() as logged:
         gc.collect()

@@ -10,6 +10,12 @@ import contextlib
 import selectors
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from helpers.notebook_code import load
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_concurrency_models.ipynb"
 
 # -- 04.1 -------------------------------------------------------------------------
 
@@ -37,12 +43,22 @@ def serve_pool(listener, handler, max_workers, stop):
 # -- 04.2 -------------------------------------------------------------------------
 
 
+@dataclass
+class Client:
+    """Per connection: the bytes not yet sent, and whether the client has finished sending."""
+
+    out: bytearray = field(default_factory=bytearray)
+    done: bool = False
+
+
 def idle_echo_loop(sel, listener, wakeup, idle):
     """The chapter's selectors echo loop, closing connections idle for `idle` seconds.
 
     Each connection has a deadline, now + idle, moved on every recv() that returns
     data. select() sleeps until the earliest deadline (min() over a dict is fine for
-    a few connections; a heap of deadlines, as in the chapter's reactor, scales).
+    a few connections; a heap of deadlines, as in the chapter's reactor, scales). As in
+    the chapter's corrected on_ready, b"" stops the reading, not the sending: the
+    connection closes once its output is sent.
     """
     listener.setblocking(False)
     sel.register(listener, selectors.EVENT_READ, "accept")
@@ -68,27 +84,31 @@ def idle_echo_loop(sel, listener, wakeup, idle):
                     except BlockingIOError:
                         continue
                     conn.setblocking(False)
-                    sel.register(conn, selectors.EVENT_READ, bytearray())
+                    sel.register(conn, selectors.EVENT_READ, Client())
                     deadlines[conn] = time.monotonic() + idle
                     continue
-                conn, out = key.fileobj, key.data
+                conn, client = key.fileobj, key.data
                 try:
                     if mask & selectors.EVENT_READ:
                         data = conn.recv(65536)
-                        if not data:
-                            close(conn)
-                            continue
-                        deadlines[conn] = time.monotonic() + idle
-                        out += data
-                    del out[: conn.send(out)]
+                        if data:
+                            deadlines[conn] = time.monotonic() + idle
+                            client.out += data
+                        else:  # the client has finished sending; it may still read
+                            client.done = True
+                    del client.out[: conn.send(client.out)]
                 except BlockingIOError:
                     pass
                 except ConnectionError:
                     close(conn)
                     continue
-                watch = selectors.EVENT_READ | (selectors.EVENT_WRITE if out else 0)
+                if client.done and not client.out:
+                    close(conn)
+                    continue
+                watch = ((0 if client.done else selectors.EVENT_READ)
+                         | (selectors.EVENT_WRITE if client.out else 0))
                 if watch != key.events:
-                    sel.modify(conn, watch, out)
+                    sel.modify(conn, watch, client)
             now = time.monotonic()
             for conn in [c for c, deadline in deadlines.items() if deadline <= now]:
                 close(conn)
@@ -101,19 +121,7 @@ def idle_echo_loop(sel, listener, wakeup, idle):
 # -- 04.3 -------------------------------------------------------------------------
 
 
-class Protocol:
-    """The chapter's protocol base class."""
-
-    transport = None
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        pass
-
-    def connection_lost(self, reason):
-        pass
+Protocol = load(NOTEBOOK, "reactor").Protocol  # the chapter's base class, from the notebook
 
 
 class Commands(Protocol):

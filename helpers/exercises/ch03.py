@@ -1,215 +1,259 @@
 """Checks for chapter 03 (network challenges).
 
-03.1 `backoff_delays(attempts, base, cap, rng) -> list[float]`: decorrelated jitter,
-     wait = min(cap, uniform(base, 3 * previous wait)), previous = base at first.
-03.2 `fetch(address, size, attempts, sleep) -> bytes`: GET <size> from the chapter's
-     download server (4-byte big-endian length, then the body), retrying refused,
-     reset, timed-out and truncated attempts, calling sleep(delay) between them,
-     raising an exception with `.attempts` and `.last_error` after the last.
-03.3 `CounterServer` with `handle(conn)`: lines `INCR <client> <seq>`, answered with
-     the new counter value, the remembered reply for a repeated seq, or STALE.
+03.1 backoff_delays(attempts, base, cap, rng) -> list  -- decorrelated jitter
+03.2 fetch(address, size, attempts, sleep) -> bytes    -- GET through cuts, with retries
+03.3 CounterServer, handle(conn)                       -- INCR <client> <seq>, deduplicated
 
-The 03.2 and 03.3 checks run against servers on 127.0.0.1 behind the chapter's
-fault-injecting proxy; the faults are switched by the server (before it replies)
-or by the check's `sleep`, never by timing, so every check is repeatable.
+03.1 runs the reader's function on seeded generators. 03.2 and 03.3 run against servers on
+127.0.0.1 behind the chapter's fault-injecting proxy; a fault is switched by the server
+(before its reply) or by the check's `sleep`, never by timing, so each run is the same.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import random
 import socket
 import statistics
 import struct
 import threading
+import time
 
 from ..proxy import serve_proxy
 from ..servers import serve_socket
-from .legacy import Check, exercise
+from . import exercise, fail, observation, require, run_answer, show
+from .wire import Client, dead_port, serving, why
 
-TIMEOUT = 1.0  # every blocking call of a check gives up after this long
+TIMEOUT = 1.0  # how long a check waits for the reader's code where nothing should be slow
+SILENT_LIMIT = 2.6  # 03.2: an attempt may wait 2 s for a silent server, then it must retry
+REPLY_TIMEOUT = 0.5  # 03.3: how long a client waits for a reply line
 FRAME = struct.Struct("!I")
 
 
-def _require(condition, message):
-    """Fail the check with `message` (an if, not `assert`: it must work under -O)."""
-    if not condition:
-        raise AssertionError(message)
+# -- toolkit candidate: stop an answer that is stuck, even in a loop that never blocks ---
 
 
-def _error(exc):
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+class Interrupted(BaseException):
+    """Raised inside the reader's code when a check stops it (not caught by `except
+    Exception`)."""
 
 
-def _call(fn, description, *args):
-    """fn(*args); an exception becomes a failure that says what was called."""
-    try:
-        return fn(*args)
-    except AssertionError:
-        raise
-    except Exception as exc:
-        raise AssertionError(f"{description} raised {_error(exc)}") from None
+def run_stoppable(fn, *args, limit: float, release=None, what: str = "your function"):
+    """run_answer(fn, *args), but an answer still running after `limit` is stopped:
+    release() unblocks what it waits on, then Interrupted is raised in its thread, so a
+    loop that never blocks (recv() returning b"" for ever) ends too (CPython)."""
+    idents = []
+
+    def target(*a):
+        idents.append(threading.get_ident())
+        return fn(*a)
+
+    def stop():
+        if release is not None:
+            release()
+        if idents:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(idents[0]),
+                                                       ctypes.py_object(Interrupted))
+
+    return run_answer(target, *args, limit=limit, release=stop, what=what)
 
 
-# -- 03.1 decorrelated jitter ------------------------------------------------------
+# -- 03.1 decorrelated jitter ---------------------------------------------------------
+
+jitter = exercise("03.1", "Decorrelated jitter")
 
 
-def _is_number(value):
+def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _schedule(fn, attempts, base, cap, seed):
-    description = f"backoff_delays({attempts}, {base}, {cap}, random.Random({seed}))"
-    got = _call(fn, description, attempts, base, cap, random.Random(seed))
-    _require(
-        isinstance(got, (list, tuple)) and all(_is_number(d) for d in got),
-        f"{description} returned {got!r:.80}, expected a list of numbers",
-    )
-    _require(len(got) == attempts, f"{description} returned {len(got)} waits, expected {attempts}")
-    return list(got)
+def _call(fn, attempts, base, cap, seed):
+    return f"backoff_delays({attempts}, {base:g}, {cap:g}, random.Random({seed}))"
 
 
-def _check_length(fn):
+@observation
+def _waits(fn, attempts, base, cap, seeds) -> list[list]:
+    """fn's lists for each seed (one call each), checked to be `attempts` numbers; made once
+    per check() call for each set of arguments."""
+
+    def run():
+        return [fn(attempts, base, cap, random.Random(seed)) for seed in seeds]
+
+    outcome = run_answer(run, limit=TIMEOUT, what=f"backoff_delays({attempts}, ...)")
+    require(outcome.ok, f"{_call(fn, attempts, base, cap, seeds[0])} {outcome}")
+    for seed, got in zip(seeds, outcome.value, strict=True):
+        call = _call(fn, attempts, base, cap, seed)
+        require(isinstance(got, list) and all(_is_number(w) for w in got),
+                f"{call} returned {show(got)}, expected a list of numbers")
+        require(len(got) == attempts, f"{call} returned {len(got)} waits, expected {attempts}")
+    return outcome.value
+
+
+@jitter.check("count", "returns a list of `attempts` waits",
+              hint="One wait per attempt, in a list; no attempts, no waits.")
+def _count(fn):
     for attempts in (0, 1, 10):
-        _schedule(fn, attempts, 0.01, 1.0, seed=1)
+        _waits(fn, attempts, 0.01, 1.0, (1,))
 
 
-def _check_first(fn):
+@jitter.check("first", "the first wait is drawn at random between base and 3 × base",
+              hint="Before the first wait there is no previous one: the statement says what"
+                   " stands in for it. The first wait is drawn like every other.")
+def _first(fn):
     base = 0.01
-    for seed in range(100):
-        [first] = _schedule(fn, 1, base, 10.0, seed)
-        _require(
-            base <= first <= 3 * base,
-            f"with base={base}, seed {seed}: the first wait is {first!r}, expected a number"
-            f" between base and 3 × base ({3 * base:g})",
-        )
+    firsts = [w[0] for w in _waits(fn, 1, base, 10.0, range(100))]
+    for seed, first in enumerate(firsts):
+        require(base <= first <= 3 * base,
+                f"{_call(fn, 1, base, 10.0, seed)} gave a first wait of {first!r}, expected"
+                f" one between base and 3 × base ({3 * base:g})")
+    require(max(firsts) - min(firsts) > base,
+            f"over 100 seeds the first wait was always between {min(firsts):g} and"
+            f" {max(firsts):g}: it is not drawn from the whole range [{base:g}, {3 * base:g}]")
 
 
-def _check_steps(fn):
+@jitter.check("steps", "each wait is between base and min(cap, 3 × the wait before it)",
+              hint="Each draw's range starts at base and ends at three times the previous"
+                   " wait: the one before it in the list.")
+def _steps(fn):
     base, cap = 0.01, 10.0
-    for seed in range(100):
-        waits = _schedule(fn, 12, base, cap, seed)
+    for seed, waits in enumerate(_waits(fn, 12, base, cap, range(100))):
         for k in range(1, len(waits)):
-            low, high = base, min(cap, 3 * waits[k - 1])
-            _require(
-                low <= waits[k] <= high * (1 + 1e-9),
-                f"with base={base}, cap={cap}, seed {seed}: wait {k + 1} is {waits[k]!r} after"
-                f" {waits[k - 1]!r}, expected between base and min(cap, 3 × previous)"
-                f" = [{low:g}, {high:g}]",
-            )
+            high = min(cap, 3 * waits[k - 1])
+            require(base <= waits[k] <= high * (1 + 1e-9),
+                    f"{_call(fn, 12, base, cap, seed)}: wait {k + 1} is {waits[k]!r} after"
+                    f" {waits[k - 1]!r}, expected between base and min(cap, 3 × previous)"
+                    f" = [{base:g}, {high:g}]")
 
 
-def _check_cap(fn):
+@jitter.check("cap", "the waits grow up to the cap and never pass it",
+              hint="Every wait the function returns is capped, the first one included.")
+def _cap(fn):
     base, cap = 0.01, 0.05
-    waits = [w for seed in range(50) for w in _schedule(fn, 30, base, cap, seed)]
-    _require(max(waits) <= cap, f"with cap={cap}: a wait of {max(waits)!r}, above the cap")
-    _require(
-        max(waits) >= 0.99 * cap,
-        f"with base={base}, cap={cap}, 30 attempts, 50 seeds: the largest wait is"
-        f" {max(waits)!r}; the waits should grow until the cap cuts them off",
-    )
+    waits = [w for ws in _waits(fn, 30, base, cap, range(50)) for w in ws]
+    require(max(waits) <= cap, f"with cap={cap:g}: a wait of {max(waits)!r}, above the cap")
+    require(max(waits) >= 0.99 * cap,
+            f"with base={base:g}, cap={cap:g}, 30 attempts, 50 seeds: the largest wait is"
+            f" {max(waits)!r}; the waits should grow until the cap cuts them off")
 
 
-def _check_rng(fn):
-    saved = random.getstate()
-    one, two = _schedule(fn, 6, 0.01, 10.0, seed=5), _schedule(fn, 6, 0.01, 10.0, seed=5)
-    other = _schedule(fn, 6, 0.01, 10.0, seed=6)
-    untouched = random.getstate() == saved
-    random.setstate(saved)
-    _require(one == two, f"two calls with random.Random(5) gave different waits: {one} and {two}")
-    _require(one != other, f"random.Random(5) and random.Random(6) gave the same waits: {one}")
-    _require(untouched, "the random module's own generator was used: draw only from `rng`")
+@jitter.check("after-cap", "after a wait cut to the cap, the next is drawn below 3 × cap",
+              hint="Which number is the previous wait: the one in your list, or the one"
+                   " you drew before the cap cut it?")
+def _after_cap(fn):
+    base, cap = 0.01, 0.05
+    after = [ws[k] for ws in _waits(fn, 30, base, cap, range(50))
+             for k in range(1, len(ws)) if ws[k - 1] == cap]
+    require(after, f"with base={base:g}, cap={cap:g}, 30 attempts, 50 seeds: no wait was"
+                   " ever exactly the cap")
+    below = sum(w < cap for w in after) / len(after)
+    expected = (cap - base) / (3 * cap - base)
+    require(below > expected / 2,
+            f"with base={base:g}, cap={cap:g}, 30 attempts, 50 seeds: of the {len(after)}"
+            f" waits that came right after a wait equal to the cap, {below:.0%} were below"
+            f" the cap; drawn between base and 3 × cap, about {expected:.0%} should be")
 
 
-def _check_growth(fn):
+@jitter.check("grows", "the waits grow from one attempt to the next",
+              hint="The range of each draw depends on the previous wait, not on base alone.")
+def _grows(fn):
     base = 0.001
-    eighth = [_schedule(fn, 8, base, 100.0, seed)[7] for seed in range(200)]
+    eighth = [ws[7] for ws in _waits(fn, 8, base, 100.0, range(200))]
     typical = statistics.median(eighth)
-    _require(
-        typical > 5 * base,
-        f"with base={base}: the median of the 8th wait over 200 seeds is {typical:.4g},"
-        f" expected well above base (each range reaches up to 3 × the previous wait)",
-    )
+    require(typical > 5 * base,
+            f"with base={base:g}: the median 8th wait over 200 seeds is {typical:.4g}, expected"
+            " well above base (each range reaches up to 3 × the previous wait)")
 
 
-exercise(
-    "03.1",
-    "Decorrelated jitter",
-    Check(
-        "returns `attempts` waits",
-        _check_length,
-        "return a list with one number (seconds) per attempt; attempts=0 gives []",
-    ),
-    Check(
-        "the first wait is between base and 3 × base",
-        _check_first,
-        "the previous wait before the first one is base: min(cap, rng.uniform(base, 3 * base))",
-    ),
-    Check(
-        "each wait is between base and min(cap, 3 × the previous wait)",
-        _check_steps,
-        "wait = min(cap, rng.uniform(base, 3 * previous)), and `previous` is that capped wait",
-    ),
-    Check(
-        "the waits grow up to the cap and never pass it",
-        _check_cap,
-        "apply min(cap, ...) to every wait",
-    ),
-    Check(
-        "draws every random number from `rng`",
-        _check_rng,
-        "call rng.uniform(...) (or rng.random()), never random.uniform or random.random",
-    ),
-    Check(
-        "the waits grow from one attempt to the next",
-        _check_growth,
-        "the range of each draw depends on the previous wait (up to 3 × it), not on base alone",
-    ),
-)
+@jitter.check("rng", "draws every random number from `rng`, and only from it",
+              hint="A seeded generator gives the same numbers every time only if every draw"
+                   " comes from it, and nothing carries over from one call to the next.")
+def _rng(fn):
+    saved = random.getstate()
+    try:
+        one, two, other = _waits(fn, 6, 0.01, 10.0, (5, 5, 6))
+        untouched = random.getstate() == saved
+    finally:
+        random.setstate(saved)
+    require(one == two, f"two calls with random.Random(5) gave different waits: {one} and {two}")
+    require(one != other, f"random.Random(5) and random.Random(6) gave the same waits: {one}")
+    require(untouched, "the random module's own generator was used: draw only from `rng`")
 
 
 # -- 03.2 a download that survives cuts ----------------------------------------------
 
+download = exercise("03.2", "A download that survives cuts")
+
 SIZE = 3000
 CUT_AT = 1000  # bytes of the reply (header included) that get through a cut
-
-
-def _body(size):
-    return random.Random(size).randbytes(size)
-
-
-class _Stop(BaseException):
-    """Raised by the check's sleep after far too many retries (escapes `except Exception`)."""
+PAUSE = 0.05  # between the pieces of a reply sent in pieces
+BODY = random.Random(SIZE).randbytes(SIZE)
 
 
 class _Bench:
-    """A download server behind a proxy; the server's k-th connection sets the faults
-    of its own reply (plan[k]) before sending it, so they apply to exactly that reply."""
+    """Section 3's download server behind a proxy. Connection k's reply follows plan[k]:
+    None (at once), "pieces" (the header split, the body in pieces), "reset" or "close"
+    (cut after CUT_AT bytes), "silent" (no reply). Like section 3's server, it keeps a
+    connection open after a reply, for the next request."""
 
-    def __init__(self, plan=(), **proxy_faults):
-        self.plan = list(plan)
+    def __init__(self, plan=()):
+        self.plan, self.errors = list(plan), []
         self.connections = 0
-        self.errors = []
+        self.released = False
         self._lock = threading.Lock()
-        self.server = serve_socket("check-03.2-server", self._handle)
-        self.proxy = serve_proxy("check-03.2-proxy", self.server, cut_direction="to_client",
-                                 **proxy_faults)
+        self.server = serve_socket("check-03.2-server", self._serve)
+        self.proxy = serve_proxy("check-03.2-proxy", self.server, cut_direction="to_client")
 
-    def _handle(self, conn):
+    def _serve(self, conn):
         with self._lock:
-            k = self.connections
-            self.connections += 1
-        with conn.makefile("rb") as lines:
-            line = lines.readline()
+            k, self.connections = self.connections, self.connections + 1
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(TIMEOUT)
+        buffer = b""
+        while True:
+            try:
+                chunk = conn.recv(4096)
+            except TimeoutError:
+                if buffer:
+                    return self.errors.append(f"the server got {buffer!r} and then no newline")
+                continue  # an idle connection, kept open for the next request
+            except OSError:
+                return
+            if not chunk:
+                if buffer:
+                    self.errors.append(f"the server got {buffer!r}, then the connection closed"
+                                       " without a newline")
+                return
+            buffer += chunk
+            while b"\n" in buffer:
+                line, _, buffer = buffer.partition(b"\n")
+                if not self._reply(conn, k, line):
+                    return
+
+    def _reply(self, conn, k, line) -> bool:
         parts = line.split()
-        if len(parts) != 2 or parts[0] != b"GET" or not parts[1].isdigit():
-            self.errors.append(f"the server got {line!r}, expected b'GET {SIZE}\\n'")
-            return
-        fault = self.plan[k] if k < len(self.plan) else None
-        cut = {"cut_after": CUT_AT, "cut_how": fault} if fault else {"cut_after": None}
-        self.proxy.set_faults(**cut)
-        size = int(parts[1])
-        conn.sendall(FRAME.pack(size) + _body(size))
+        if len(parts) != 2 or parts[0] != b"GET" or parts[1] != b"%d" % SIZE:
+            got, want = line + b"\n", b"GET %d\n" % SIZE
+            self.errors.append(f"the server got the line {got!r}, expected {want!r}")
+            return False
+        how = self.plan[k] if k < len(self.plan) else None
+        self.proxy.set_faults(**({"cut_after": CUT_AT, "cut_how": how}
+                                 if how in ("reset", "close") else {"cut_after": None}))
+        reply = FRAME.pack(SIZE) + BODY
+        if how == "silent":
+            return True
+        if how == "pieces":
+            for piece in (reply[:2], reply[2:1000], reply[1000:]):
+                conn.sendall(piece)
+                time.sleep(PAUSE)  # the test condition: pieces apart, not a synchronisation
+        else:
+            conn.sendall(reply)
+        return True
+
+    def release(self):
+        """Unblock the answer: every connection closed, every later sleep() stops it."""
+        self.released = True
+        self.close()
 
     def close(self):
         self.proxy.stop()
@@ -217,76 +261,115 @@ class _Bench:
 
 
 class _Sleep:
-    """The `sleep` given to the answer: records the delays, does not wait."""
+    """The `sleep` the answer gets: records each delay and returns at once. It stops the
+    answer (Interrupted) after 20 calls, or once the check has given up on it."""
 
-    def __init__(self, on_call=None):
-        self.delays = []
-        self.on_call = on_call
+    def __init__(self, bench=None, on_call=None):
+        self.bench, self.on_call, self.delays = bench, on_call, []
 
     def __call__(self, delay):
         self.delays.append(delay)
-        if len(self.delays) > 20:
-            raise _Stop("sleep was called more than 20 times")
+        if len(self.delays) > 20 or (self.bench and (self.bench.released or self.bench.errors)):
+            raise Interrupted(f"sleep was called {len(self.delays)} times")
         if self.on_call is not None:
             self.on_call(len(self.delays))
 
 
-def _fetch(fn, address, attempts, sleep):
-    description = f"fetch(address, {SIZE}, attempts={attempts}, sleep)"
+def _fetch(fn, bench, what, attempts=5, *, limit=None, sleep=None, address=None):
+    """Run fn(address, SIZE, attempts, sleep) against the bench: (Outcome, sleep). `what`
+    says what the bench did, for the failure messages."""
+    sleep, limit = sleep or _Sleep(bench), limit or TIMEOUT
     try:
-        return "returned", fn(address, SIZE, attempts, sleep)
-    except _Stop:
-        raise AssertionError(f"{description} kept retrying: sleep was called"
-                             f" {len(sleep.delays)} times") from None
-    except Exception as exc:
-        return "raised", exc
-
-
-def _expect_body(outcome, description):
-    kind, value = outcome
-    if kind == "raised":
-        raise AssertionError(f"{description}: fetch raised {_error(value)}")
-    if value == _body(SIZE):
-        return
-    if isinstance(value, (bytes, bytearray)):
-        wrong = " (not the body that was sent)" if len(value) == SIZE else ""
-        got = f"{len(value)} bytes{wrong}"
-    else:
-        got = repr(value)[:60]
-    raise AssertionError(f"{description}: fetch returned {got}, expected the {SIZE}-byte body")
-
-
-def _run_bench(fn, plan, attempts=5, **proxy_faults):
-    bench = _Bench(plan, **proxy_faults)
-    sleep = _Sleep()
-    try:
-        outcome = _fetch(fn, bench.proxy.address, attempts, sleep)
+        outcome = run_stoppable(fn, address or bench.proxy.address, SIZE, attempts, sleep,
+                                limit=limit, release=bench.release if bench else None,
+                                what=f"fetch(address, {SIZE}, {attempts}, sleep)")
+    except AssertionError as exc:
+        fail(f"{what}: {exc}")
     finally:
-        bench.close()
-    _require(not bench.errors, "; ".join(bench.errors))
-    return outcome, bench, sleep
+        if bench:
+            bench.close()
+    if bench and bench.errors:
+        fail(bench.errors[0])
+    if len(sleep.delays) > 20:
+        fail(f"{what}: fetch(address, {SIZE}, attempts={attempts}, sleep) kept retrying: sleep"
+             f" was called {len(sleep.delays)} times")
+    return outcome, sleep
 
 
-def _check_complete(fn):
-    # 100 kB/s: the reply leaves the proxy in slices of 1000 bytes, 10 ms apart.
-    outcome, bench, sleep = _run_bench(fn, [], bandwidth=100_000)
-    _expect_body(outcome, f"a {SIZE}-byte reply arriving in pieces")
-    _require(bench.connections == 1 and not sleep.delays,
-             f"nothing failed, yet fetch made {bench.connections} connections and called"
-             f" sleep {len(sleep.delays)} times")
+def _expect_body(outcome, what):
+    if outcome.kind == "raised":
+        fail(f"{what}: fetch {outcome}")
+    got = outcome.value
+    if got == BODY:
+        return
+    if isinstance(got, (bytes, bytearray)):
+        if got == FRAME.pack(SIZE) + BODY:
+            fail(f"{what}: fetch returned the reply with its 4-byte header; the body is what"
+                 " comes after it")
+        wrong = " (not the body that was sent)" if len(got) == SIZE else ""
+        fail(f"{what}: fetch returned {len(got):,} bytes{wrong}, expected the {SIZE:,}-byte body")
+    fail(f"{what}: fetch returned {show(got)}, expected the {SIZE:,}-byte body as bytes")
 
 
-def _check_cut(fn, how, what):
-    outcome, bench, sleep = _run_bench(fn, [how])
-    _expect_body(outcome, f"the first connection {what} after {CUT_AT} bytes")
-    _require(bench.connections == 2,
-             f"the first connection {what}: fetch made {bench.connections} connections,"
-             " expected 2 (one cut, one complete)")
-    _require(len(sleep.delays) == 1,
-             f"one failed attempt, yet sleep was called {len(sleep.delays)} times (expected 1)")
+@download.check("in-pieces", "returns the body of a reply that arrives in pieces",
+                hint="One recv() returns what has arrived so far, the 4-byte header"
+                     " included: read until you have the header, then until you have as many"
+                     " bytes as it announces. The server keeps the connection open.")
+def _in_pieces(fn):
+    bench = _Bench(["pieces"])
+    what = (f"the reply (a 4-byte header announcing {SIZE}, then the body) came in three"
+            " pieces, the first one 2 bytes, and the server kept the connection open for"
+            " another request, as section 3's server does")
+    outcome, sleep = _fetch(fn, bench, what)
+    _expect_body(outcome, what)
+    require(bench.connections == 1 and not sleep.delays,
+            f"nothing failed, yet fetch made {bench.connections} connections and called sleep"
+            f" {len(sleep.delays)} times")
 
 
-def _check_refused(fn):
+def _cut(fn, how, what):
+    bench = _Bench([how])
+    outcome, sleep = _fetch(fn, bench, what)
+    _expect_body(outcome, what)
+    require(bench.connections == 2,
+            f"{what}: fetch made {bench.connections} connection(s), expected 2 (the cut one,"
+            " then a new one)")
+    require(len(sleep.delays) == 1,
+            f"{what}: one attempt failed, yet sleep was called {len(sleep.delays)} times")
+
+
+@download.check("reset", "tries again after a reset in the middle of the reply",
+                hint="A reset (ConnectionResetError) is a transient failure: a new connection"
+                     " and a new request may well succeed.")
+def _reset(fn):
+    _cut(fn, "reset", f"the first connection was reset after {CUT_AT} bytes of the reply")
+
+
+@download.check("truncated", "takes a close (FIN) in the middle of the reply for a failure",
+                hint="recv() returning b'' before the announced length has arrived means the"
+                     " reply was cut short: that attempt failed, with an error your retries"
+                     " treat as transient.")
+def _truncated(fn):
+    _cut(fn, "close", f"the first connection was closed (FIN) after {CUT_AT} bytes of the reply")
+
+
+@download.check("silent", "gives up on a silent server after at most 2 s, and tries again",
+                hint="Without a timeout a recv() waits for ever. With one, a silent server"
+                     " raises an exception after that time: a transient failure too.")
+def _silent(fn):
+    bench = _Bench(["silent"])
+    what = "the server read the GET and never replied on the first connection"
+    outcome, sleep = _fetch(fn, bench, what, limit=SILENT_LIMIT)
+    _expect_body(outcome, what)
+    require(bench.connections == 2 and len(sleep.delays) == 1,
+            f"{what}: fetch made {bench.connections} connection(s) and called sleep"
+            f" {len(sleep.delays)} times, expected 2 and 1")
+
+
+@download.check("refused", "tries again while connections are refused, calling sleep between",
+                hint="Wait between attempts with the sleep function you are given (it returns"
+                     " at once in the check), before each new attempt only, and briefly.")
+def _refused(fn):
     bench = _Bench()
     bench.proxy.refuse()
 
@@ -294,194 +377,159 @@ def _check_refused(fn):
         if calls == 2:
             bench.proxy.refuse(False)
 
-    sleep = _Sleep(back_after_two)
-    try:
-        outcome = _fetch(fn, bench.proxy.address, 5, sleep)
-    finally:
-        bench.close()
-    if not sleep.delays and outcome[0] == "raised":
-        raise AssertionError(
-            f"connections were refused and fetch raised {_error(outcome[1])} without ever"
-            " calling sleep (the check starts accepting again after the second sleep)"
-        )
-    _expect_body(outcome, "refused until the second call of sleep")
-    _require(len(sleep.delays) == 2, f"sleep was called {len(sleep.delays)} times, expected 2")
-    _require(all(_is_number(d) and 0 <= d <= 0.1 for d in sleep.delays),
-             f"sleep was called with {sleep.delays}, expected delays between 0 and 0.1 s")
+    sleep = _Sleep(bench, back_after_two)
+    what = "connections were refused until the second call of sleep"
+    outcome, _ = _fetch(fn, bench, what, sleep=sleep)
+    if not sleep.delays and outcome.kind == "raised":
+        fail(f"{what}: fetch {outcome} without ever calling sleep")
+    _expect_body(outcome, what)
+    require(len(sleep.delays) == 2,
+            f"{what}: sleep was called {len(sleep.delays)} times, expected 2")
+    require(all(_is_number(d) and 0 <= d <= 0.1 for d in sleep.delays),
+            f"{what}: sleep was called with {sleep.delays}, expected delays between 0 and 0.1 s")
 
 
-def _closed_address():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()
-
-
-def _check_gives_up(fn):
+@download.check("gives-up", "gives up after `attempts` attempts with RetriesExhausted",
+                hint="Count the attempts, not the waits: n attempts have n - 1 waits between"
+                     " them. After the last one, raise section 7's exception, made with the"
+                     " number of attempts and the last error.")
+def _gives_up(fn):
     sleep = _Sleep()
-    kind, value = _fetch(fn, _closed_address(), 3, sleep)
-    _require(kind == "raised",
-             f"nothing listens, yet fetch(..., attempts=3, ...) returned {value!r:.60}")
-    _require(
-        getattr(value, "attempts", None) == 3
-        and isinstance(getattr(value, "last_error", None), ConnectionRefusedError),
-        f"after 3 refused attempts fetch raised {_error(value)}, expected RetriesExhausted"
-        " with .attempts == 3 and .last_error the ConnectionRefusedError",
-    )
-    _require(len(sleep.delays) == 2,
-             f"3 attempts need 2 waits between them; sleep was called {len(sleep.delays)} times")
+    what = "nothing listens, so every connection is refused"
+    with dead_port() as port:
+        outcome, _ = _fetch(fn, None, what, 3, sleep=sleep, address=("127.0.0.1", port))
+    require(outcome.kind == "raised",
+            f"{what}, yet fetch(..., attempts=3, ...) returned {show(outcome.value)}")
+    error = outcome.error
+    require(getattr(error, "attempts", None) == 3
+            and isinstance(getattr(error, "last_error", None), ConnectionRefusedError),
+            f"{what}: fetch(..., attempts=3, ...) {outcome} (attempts ="
+            f" {show(getattr(error, 'attempts', None))}, last_error ="
+            f" {show(getattr(error, 'last_error', None))}); expected RetriesExhausted with"
+            " .attempts == 3 and .last_error the ConnectionRefusedError")
+    require(len(sleep.delays) == 2,
+            f"{what}: 3 attempts have 2 waits between them; sleep was called"
+            f" {len(sleep.delays)} times")
 
 
-exercise(
-    "03.2",
-    "A download that survives cuts",
-    Check(
-        "returns the body of a reply that arrives in pieces",
-        _check_complete,
-        "read the 4-byte length, then loop on recv until that many bytes have arrived",
-    ),
-    Check(
-        "tries again after a reset in the middle of the reply",
-        lambda fn: _check_cut(fn, "reset", "is reset"),
-        "ConnectionResetError is transient: new connection, new GET",
-    ),
-    Check(
-        "does not take a close (FIN) in the middle of the reply for its end",
-        lambda fn: _check_cut(fn, "close", "is closed (FIN)"),
-        "recv returning b'' before `length` bytes arrived means a truncated reply: raise"
-        " a ConnectionError (so that it is retried), never return the partial body",
-    ),
-    Check(
-        "tries again while connections are refused, calling sleep between attempts",
-        _check_refused,
-        "call the given sleep(delay) before each new attempt, with a delay of at most 0.1 s",
-    ),
-    Check(
-        "gives up after `attempts` attempts with RetriesExhausted",
-        _check_gives_up,
-        "after the last attempt: raise RetriesExhausted(attempts, last_error); no sleep"
-        " after the last attempt",
-    ),
-)
+# -- 03.3 one record per client -------------------------------------------------------
+
+counter = exercise("03.3", "One record per client")
 
 
-# -- 03.3 one record per client ----------------------------------------------------------
+@contextlib.contextmanager
+def _serve_counter(cls):
+    """A new instance of the reader's class, its handle() on a real port."""
+    outcome = run_answer(cls, limit=TIMEOUT, what=f"{getattr(cls, '__name__', 'it')}()")
+    require(outcome.ok, f"{getattr(cls, '__name__', 'the class')}() {outcome}")
+    with serving("check-03.3", outcome.value.handle) as server:
+        yield server
 
 
-class _Client:
-    """A line client on one connection to the answer's server."""
-
-    def __init__(self, address, server):
-        self.server = server
-        self.sock = socket.create_connection(address, timeout=TIMEOUT)
-        self.lines = self.sock.makefile("rb")
-
-    def ask(self, request: str) -> str:
-        try:
-            self.sock.sendall(request.encode() + b"\n")
-            reply = self.lines.readline()
-        except TimeoutError:
-            raise AssertionError(f"no reply to {request!r} within {TIMEOUT:g} s") from None
-        except OSError:  # reset or broken pipe: the server closed, as with b""
-            reply = b""
-        if not reply.endswith(b"\n"):
-            errors = "; ".join(_error(e) for e in self.server.errors)
-            because = f" (handle raised {errors})" if errors else ""
-            raise AssertionError(f"the connection closed without a reply to {request!r}{because}")
-        return reply.decode(errors="replace").strip()
-
-    def close(self):
-        self.lines.close()
-        self.sock.close()
+def _ask(client, server, request: str, expected: str, what: str):
+    client.send(request.encode() + b"\n")
+    got = client.read_until(b"\n", timeout=REPLY_TIMEOUT)
+    if got.ending != "complete":
+        fail(f"{what}: sent {request!r}, expected {expected!r} but {got}{why(server)}")
+    reply = got.data.decode(errors="replace").removesuffix("\n")
+    require(reply == expected, f"{what}: {request!r} was answered {reply!r}, expected"
+                               f" {expected!r}")
 
 
-def _serve_answer(cls):
-    try:
-        counter = cls()
-    except Exception as exc:
-        raise AssertionError(f"{cls.__name__}() raised {_error(exc)}") from None
-    return serve_socket("check-03.3", counter.handle)
-
-
-def _conversation(server, steps, address=None):
+def _talk(server, steps, port=None):
     """steps: (connection number, request, expected reply); connections opened as needed,
-    to `address` (default: the server's own)."""
+    to `port` (default: the server's own)."""
     clients = {}
     try:
         for n, request, expected in steps:
             if n not in clients:
-                clients[n] = _Client(address or server.address, server)
-            got = clients[n].ask(request)
-            _require(got == expected,
-                     f"connection {n}: {request!r} was answered {got!r}, expected {expected!r}")
+                clients[n] = Client(port or server.port, timeout=REPLY_TIMEOUT)
+            _ask(clients[n], server, request, expected, f"connection {n}")
     finally:
         for client in clients.values():
             client.close()
 
 
-def _check_counts(cls):
-    with _serve_answer(cls) as server:
-        _conversation(server, [
-            (1, "INCR a 1", "1"), (1, "INCR b 1", "2"), (2, "INCR a 2", "3"), (2, "INCR c 7", "4"),
-        ])
+@counter.check("counts", "one counter for every client, on every connection",
+               hint="The counter belongs to the server: one instance serves every connection"
+                    " and every client. A new client's first request counts, whatever its"
+                    " number.")
+def _counts(cls):
+    with _serve_counter(cls) as server:
+        _talk(server, [(1, "INCR a 1", "1"), (1, "INCR b 1", "2"), (2, "INCR a 2", "3"),
+                       (2, "INCR c 7", "4"), (1, "INCR a 5", "5")])
 
 
-def _check_repeat(cls):
-    with _serve_answer(cls) as server:
-        _conversation(server, [
-            (1, "INCR a 1", "1"), (1, "INCR b 1", "2"), (2, "INCR a 1", "1"), (2, "INCR a 2", "3"),
-        ])
+@counter.check("pipelined", "three requests in one write get three replies",
+               hint="One recv() can hold several lines, or part of one: buffer the bytes and"
+                    " answer each complete line.")
+def _pipelined(cls):
+    with _serve_counter(cls) as server, Client(server.port, timeout=REPLY_TIMEOUT) as client:
+        sent = "sending b'INCR a 1\\nINCR b 1\\nINCR a' in one write"
+        client.send(b"INCR a 1\nINCR b 1\nINCR a")
+        for want in (b"1\n", b"2\n"):
+            _expect(client, server, want, sent)
+        client.send(b" 2\n")
+        _expect(client, server, b"3\n", "then b' 2\\n', the end of the third request")
 
 
-def _check_stale(cls):
-    with _serve_answer(cls) as server:
-        _conversation(server, [
-            (1, "INCR a 1", "1"), (1, "INCR a 2", "2"), (1, "INCR a 1", "STALE"),
-            (1, "INCR a 3", "3"),
-        ])
+def _expect(client, server, want: bytes, after: str):
+    got = client.read_until(b"\n", timeout=REPLY_TIMEOUT)
+    if got.data != want or got.ending != "complete":
+        fail(f"after {after}, the client expected {want!r} but {got}{why(server)}")
 
 
-def _check_lost_reply(cls):
-    with _serve_answer(cls) as server, serve_proxy(
+@counter.check("repeat", "a repeated seq gets the same reply again, not counted",
+               hint="The reply to a repeated request is the one the first copy got, even if"
+                    " the counter has moved since.")
+def _repeat(cls):
+    with _serve_counter(cls) as server:
+        _talk(server, [(1, "INCR a 1", "1"), (1, "INCR b 1", "2"), (2, "INCR a 1", "1"),
+                       (2, "INCR a 2", "3")])
+
+
+@counter.check("stale", "an older seq gets STALE",
+               hint="Only each client's last request is remembered: anything older than it"
+                    " gets STALE.")
+def _stale(cls):
+    with _serve_counter(cls) as server:
+        _talk(server, [(1, "INCR a 1", "1"), (1, "INCR a 2", "2"), (1, "INCR a 1", "STALE"),
+                       (1, "INCR a 3", "3")])
+
+
+@counter.check("numbers", "sequence numbers are compared as numbers (9 < 10)",
+               hint="What arrives is text; '10' < '9' as text.")
+def _numbers(cls):
+    with _serve_counter(cls) as server:
+        _talk(server, [(1, "INCR a 9", "1"), (1, "INCR a 10", "2"), (1, "INCR a 9", "STALE"),
+                       (1, "INCR a 10", "2"), (1, "INCR a 11", "3"), (1, "INCR b 100", "4"),
+                       (1, "INCR b 20", "STALE")])
+
+
+@counter.check("fresh", "a new CounterServer() starts from zero",
+               hint="State kept in the class (written in the class body) is shared by every"
+                    " instance; each instance needs its own.")
+def _fresh(cls):
+    with _serve_counter(cls) as server:
+        _talk(server, [(1, "INCR z 1", "1"), (1, "INCR z 2", "2")])
+    with _serve_counter(cls) as server, Client(server.port, timeout=REPLY_TIMEOUT) as client:
+        _ask(client, server, "INCR z 1", "1", "a second CounterServer(), after the first had"
+             " answered 'INCR z 1' and 'INCR z 2'")
+
+
+@counter.check("lost-reply", "a retry after a lost reply gets the first reply, not counted again",
+               hint="The server counted the request before its reply was lost; the retry"
+                    " carries the same seq, so it is answered from the record.")
+def _lost_reply(cls):
+    with _serve_counter(cls) as server, serve_proxy(
         "check-03.3-proxy", server, cut_after=0, cut_direction="to_client"
     ) as proxy:
-        _conversation(server, [(1, "INCR a 1", "1")])
-        first = _Client(proxy.address, server)
-        try:  # the request reaches the server; the proxy cuts as the reply comes back
-            first.sock.sendall(b"INCR b 1\n")
-            with contextlib.suppress(OSError):
-                lost = first.lines.readline()
-                _require(lost == b"", f"the proxy should have cut the reply, but {lost!r} came")
-        finally:
-            first.close()
+        _talk(server, [(1, "INCR a 1", "1")])
+        with Client(proxy.port, timeout=REPLY_TIMEOUT) as first:
+            first.send(b"INCR b 1\n")  # reaches the server; the proxy cuts the reply
+            lost = first.read_to_end()
+            require(not lost.data, f"the proxy should have cut the reply, but {lost}")
         proxy.set_faults(cut_after=None)  # the retry goes through the same proxy, healed
-        _conversation(server, [(2, "INCR b 1", "2"), (2, "INCR b 2", "3"), (3, "INCR a 2", "4")],
-                      proxy.address)
+        _talk(server, [(2, "INCR b 1", "2"), (2, "INCR b 2", "3"), (3, "INCR a 2", "4")],
+              proxy.port)
 
-
-exercise(
-    "03.3",
-    "One record per client",
-    Check(
-        "counts new requests from several clients on several connections",
-        _check_counts,
-        "one counter in the instance (shared by every connection): +1 per new request,"
-        " reply the new value as a line",
-    ),
-    Check(
-        "answers a repeated seq from the record, without counting it",
-        _check_repeat,
-        "keep, per client, the last seq and the reply sent for it; the same seq again gets"
-        " that reply",
-    ),
-    Check(
-        "answers an older seq with STALE",
-        _check_stale,
-        "only the last seq per client is remembered: anything older is STALE",
-    ),
-    Check(
-        "a retry after a lost reply gets the first reply and is not counted again",
-        _check_lost_reply,
-        "the server counted the request before its reply was lost; the retry has the same"
-        " seq, so answer it from the record",
-    ),
-)

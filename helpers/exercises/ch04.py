@@ -1,52 +1,54 @@
-"""Checks for chapter 04 (concurrency models): real sockets on loopback, under a second each.
+"""Checks for chapter 04 (concurrency models): real sockets on loopback.
 
-04.1 serve_pool(listener, handler, max_workers, stop) -- an accept loop that serves each
+04.1 serve_pool(listener, handler, max_workers, stop)  -- an accept loop that serves each
      connection in a bounded pool of threads, and returns once `stop` is set
-04.2 idle_echo_loop(sel, listener, wakeup, idle) -- chapter 04's selectors echo loop,
+04.2 idle_echo_loop(sel, listener, wakeup, idle)       -- chapter 04's selectors echo loop,
      closing connections that received nothing for `idle` seconds
-04.3 Commands -- a protocol class for the chapter's reactor (connection_made,
-     data_received, transport.write/close): PING, ECHO <text>, QUIT, line limit
+04.3 Commands                                          -- a protocol for the chapter's reactor
+     (imported from the notebook's `# module: reactor` cells): PING, ECHO, QUIT, line limit
 
-The answer under test runs in a daemon thread of its own; every check stops it
-(through `stop`/`wakeup`, as the chapter's servers are stopped) and closes every
-socket it opened, also when the answer is wrong.
+The answers of 04.1 and 04.2 are servers: each runs in a thread of its own for one check,
+which stops it as the chapter's servers are stopped (`stop`, `wakeup`) and closes every
+socket it gave it, also when the answer is wrong.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import selectors
 import socket
 import threading
 import time
+from pathlib import Path
 
-from ..servers import serve_socket
-from .legacy import Check, exercise
+from ..notebook_code import load
+from . import exercise, fail, require, show
+from .framework import describe_error, note_raised
+from .wire import Client, Received
 
-TIMEOUT = 1.0  # the longest any single wait in these checks lasts
-REPLY = 0.3  # how long a client waits for a reply that must come (loopback: < 1 ms)
+TIMEOUT = 1.0  # the longest a check waits for something that must happen
+REPLY = 0.5  # how long a client waits for a reply that must come (loopback: < 1 ms)
 SILENCE = 0.2  # how long a client waits to show that a reply does NOT come
+BIG = 16 * 2**20  # 04.2: bytes a client sends before it reads
+SMALL_BUFFER = 64 * 1024  # 04.2: SO_SNDBUF / SO_RCVBUF, so that kernel buffers hold little
+IDLE = 0.3  # 04.2: the idle time of the timing checks
+LATE = 0.15  # 04.2: how late an idle connection may be closed (a busy machine)
+TRANSFER = 3.0  # 04.2: the longest a client reads the echo of BIG bytes
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "04_concurrency_models.ipynb"
 
 
-def _require(condition, message):
-    """Fail the check with `message` (an if, not `assert`: it must work under -O)."""
-    if not condition:
-        raise AssertionError(message)
+# -- toolkit candidate: a server the reader wrote, running for the length of a check ----
 
 
-def _error(exc):
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+class Running:
+    """`fn(*args)` in a daemon thread; what it raised is noted for the report."""
 
-
-class _Runner:
-    """Run the reader's function in a daemon thread; keep what it raised."""
-
-    def __init__(self, fn, *args):
-        self.error = None
+    def __init__(self, name: str, fn, *args):
+        self.name, self.error = name, None
         self.finished = threading.Event()
-        self.thread = threading.Thread(
-            target=self._run, args=(fn, *args), name="helpers-check-answer", daemon=True
-        )
+        self.thread = threading.Thread(target=self._run, args=(fn, *args),
+                                       name="helpers-check-answer", daemon=True)
         self.thread.start()
 
     def _run(self, fn, *args):
@@ -54,69 +56,61 @@ class _Runner:
             fn(*args)
         except BaseException as exc:  # reported by the check, never printed
             self.error = exc
+            note_raised(exc)
         finally:
             self.finished.set()
 
-    def why(self, name):
-        """Why the answer is not serving: '' while it runs, else what it did."""
+    def stopped(self) -> bool:
+        return self.finished.is_set()
+
+    def why(self) -> str:
+        """"" while it runs; else "; NAME raised X" or "; NAME had returned"."""
         if not self.finished.is_set():
             return ""
         if self.error is not None:
-            return f"; {name} raised {_error(self.error)}"
-        return f"; {name} had already returned"
+            return f"; {self.name} raised {describe_error(self.error)}"
+        return f"; {self.name} had returned"
 
 
-def _read(sock, size, wait, runner=None):
-    """Read until `size` bytes, end of stream, or `wait` seconds; (data, True if ended).
-
-    With a `runner`, stop waiting as soon as the answer under test has stopped
-    running: nothing more will come.
-    """
-    deadline = time.monotonic() + wait
-    data = b""
-    while len(data) < size and (left := deadline - time.monotonic()) > 0:
-        dead = runner is not None and runner.finished.is_set()
-        sock.settimeout(min(left, 0.005 if dead else 0.05))
-        try:
-            chunk = sock.recv(size - len(data))
-        except TimeoutError:
-            if dead:
-                break
-            continue
-        except ConnectionResetError:
-            return data, True
-        if not chunk:
-            return data, True
-        data += chunk
-    return data, False
+def _connect(port, **options) -> Client:
+    return Client(port, timeout=REPLY, **options)
 
 
-def _rest(sock, wait):
-    """Everything that arrives until end of stream or `wait` seconds; (data, True if ended)."""
-    return _read(sock, 1 << 30, wait)
+def _read(client, n: int, stopped, timeout: float = REPLY) -> Received:
+    """client.read_exactly(n), but stop waiting as soon as stopped() says that nothing more
+    will come (the answer has returned, or raised)."""
+    start, data = time.monotonic(), b""
+    while True:
+        left = start + timeout - time.monotonic()
+        got = client.read_exactly(n - len(data), timeout=max(0.0, min(0.05, left)))
+        data += got.data
+        if got.ending != "silent" or left <= 0.05 or stopped():
+            return Received(data, got.ending, round(time.monotonic() - start, 1))
 
 
-def _wait_eof(sock, wait):
-    """True if the peer closes the connection within `wait` seconds (reading what comes)."""
-    return _rest(sock, wait)[1]
+def _echoes(client, data: bytes, what: str, answer) -> None:
+    """Send data; fail unless exactly data comes back within REPLY."""
+    client.send(data, what)
+    got = _read(client, len(data), answer.stopped)
+    if got.data != data or got.ending != "complete":
+        fail(f"{what}: sent {show(data)}, expected the echo but {got}{answer.why()}")
 
 
-def _connect(address):
-    return socket.create_connection(address, timeout=TIMEOUT)
+# -- 04.1 serve_pool --------------------------------------------------------------------
+
+pool = exercise("04.1", "A thread pool server")
 
 
-# -- 04.1 serve_pool --------------------------------------------------------------
-
-
-class _EchoHandlers:
-    """The handler the checks give to serve_pool: echo, counting how many run at once."""
+class _Handlers:
+    """The handler a check gives to serve_pool: echo, counting calls and handlers at once."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.running = self.peak = 0
+        self.calls = self.running = self.peak = 0
 
     def __call__(self, conn):
         with self.lock:
+            self.calls += 1
             self.running += 1
             self.peak = max(self.peak, self.running)
         try:
@@ -132,88 +126,81 @@ class _Pool:
     """serve_pool(listener, handler, max_workers, stop) running against a fresh listener."""
 
     def __init__(self, serve_pool, handler, max_workers):
+        self.before = set(threading.enumerate())
         self.listener = socket.create_server(("127.0.0.1", 0), backlog=16)
-        # An answer that never looks at `stop` gets a TimeoutError from accept() in the
-        # end, instead of running forever.
+        # An answer that never looks at `stop` gets a TimeoutError from accept() in the end.
         self.listener.settimeout(3 * TIMEOUT)
-        self.address = self.listener.getsockname()
+        self.port = self.listener.getsockname()[1]
         self.stop = threading.Event()
-        self.clients: list[socket.socket] = []
-        self.runner = _Runner(serve_pool, self.listener, handler, max_workers, self.stop)
+        self.clients: list[Client] = []
+        self.answer = Running("serve_pool", serve_pool, self.listener, handler, max_workers,
+                              self.stop)
 
-    def client(self):
-        sock = _connect(self.address)
-        self.clients.append(sock)
-        return sock
+    def client(self) -> Client:
+        self.clients.append(_connect(self.port))
+        return self.clients[-1]
 
-    def talk(self, sock, data, wait=REPLY):
-        """Send data; return what came back (up to len(data) bytes) within `wait`."""
-        try:
-            sock.sendall(data)
-        except OSError as exc:
-            raise AssertionError(f"sending {data!r}: {_error(exc)}{self.why()}") from None
-        return _read(sock, len(data), wait, self.runner)[0]
+    def threads(self) -> int:
+        """Threads started since the answer was, besides the answer's own."""
+        return len(set(threading.enumerate()) - self.before - {self.answer.thread})
 
-    def why(self):
-        return self.runner.why("serve_pool")
-
-    def wake(self):
+    def wake(self) -> Client:
         """Set stop, and connect once so that a blocked accept() returns."""
         self.stop.set()
-        return _connect(self.address)
+        return self.client()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop.set()
-        with contextlib.suppress(OSError), _connect(self.address):
-            pass
-        for sock in self.clients:
-            sock.close()
-        self.runner.finished.wait(TIMEOUT)
+        with contextlib.suppress(Exception):
+            socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT).close()
+        for client in self.clients:
+            client.close()
+        self.answer.finished.wait(TIMEOUT)
         self.listener.close()
 
 
-def _check_concurrent(serve_pool):
-    with _Pool(serve_pool, _EchoHandlers(), max_workers=3) as pool:
-        clients = [pool.client() for _ in range(3)]
-        for n, sock in enumerate(clients, 1):
-            got = pool.talk(sock, b"hello from %d" % n)
-            _require(
-                got == b"hello from %d" % n,
-                f"max_workers=3, 3 clients connected and staying connected: client {n} got"
-                f" {got!r}, wanted b'hello from {n}'{pool.why()}"
-                + (" (are the connections served one at a time?)" if n > 1 and not got else ""),
-            )
+@pool.check("concurrent", "serves max_workers clients at the same time",
+            hint="Each connection is handled in a worker thread while the accept loop goes"
+                 " straight back to accept().")
+def _concurrent(serve_pool):
+    with _Pool(serve_pool, _Handlers(), 3) as server:
+        clients = [server.client() for _ in range(3)]
+        for n, client in enumerate(clients, 1):
+            _echoes(client, b"hello from %d" % n,
+                    f"max_workers=3, three clients connected at once: client {n}",
+                    server.answer)
 
 
-def _check_bounded(serve_pool):
-    handlers = _EchoHandlers()
-    with _Pool(serve_pool, handlers, max_workers=2) as pool:
-        c1, c2, c3, c4 = (pool.client() for _ in range(4))
-        for n, sock in [(1, c1), (2, c2)]:
-            got = pool.talk(sock, b"ping %d" % n)
-            _require(
-                got == b"ping %d" % n,
-                f"max_workers=2: client {n} got {got!r}, wanted b'ping {n}'{pool.why()}",
-            )
-        c4.sendall(b"ping 4")
-        got = pool.talk(c3, b"ping 3", wait=SILENCE)
-        _require(
-            not got,
-            f"max_workers=2, clients 1 and 2 still connected: client 3 was answered ({got!r}),"
-            f" so {handlers.peak} handlers ran at once",
-        )
-        c1.close()  # frees a worker: client 3 (or 4) is served now
-        got3 = _read(c3, 6, REPLY, pool.runner)[0]
-        got4 = b"" if got3 == b"ping 3" else _read(c4, 6, 0.05, pool.runner)[0]
-        _require(
-            got3 == b"ping 3" or got4 == b"ping 4",
-            "max_workers=2: client 1 left, but neither waiting client was served then"
-            f" (client 3 got {got3!r}, client 4 got {got4!r}){pool.why()}",
-        )
-        _require(handlers.peak <= 2, f"max_workers=2, but {handlers.peak} handlers ran at once")
+@pool.check("bounded", "never more than max_workers threads and handlers at once",
+            hint="A thread per connection, even one that waits for its turn, is what this"
+                 " exercise replaces: the connections themselves must wait, in a queue, for"
+                 " one of max_workers threads.")
+def _bounded(serve_pool):
+    handlers = _Handlers()
+    with _Pool(serve_pool, handlers, 2) as server:
+        c1, c2, c3, c4 = (server.client() for _ in range(4))
+        for n, client in [(1, c1), (2, c2)]:
+            _echoes(client, b"ping %d" % n, f"max_workers=2: client {n}", server.answer)
+        c4.send(b"ping 4")
+        c3.send(b"ping 3")
+        got = _read(c3, 6, server.answer.stopped, timeout=SILENCE)
+        require(not got.data, f"max_workers=2, clients 1 and 2 still connected: client 3 was"
+                              f" answered ({show(got.data)}), so {handlers.peak} handlers ran"
+                              " at once")
+        threads = server.threads()
+        require(threads <= 2, f"max_workers=2, four clients connected: serve_pool started"
+                              f" {threads} threads")
+        c1.close()  # frees a worker: client 3 or 4 is served now
+        got3 = _read(c3, 6, server.answer.stopped)
+        got4 = Received(b"", "silent") if got3.data == b"ping 3" else \
+            _read(c4, 6, server.answer.stopped, timeout=0.1)
+        require(got3.data == b"ping 3" or got4.data == b"ping 4",
+                "max_workers=2: client 1 left, but neither waiting client was served then"
+                f" (client 3 {got3}; client 4 {got4}){server.answer.why()}")
+        require(handlers.peak <= 2, f"max_workers=2, but {handlers.peak} handlers ran at once")
 
 
 def _reply_once(conn):
@@ -225,84 +212,59 @@ def _reply_once(conn):
         raise RuntimeError("this handler fails on purpose")
 
 
-def _check_closes(serve_pool):
-    with _Pool(serve_pool, _reply_once, max_workers=2) as pool:
-        for data, what in [(b"hi", "returned"), (b"boom", "raised an exception")]:
-            sock = pool.client()
-            got = pool.talk(sock, data)
-            _require(
-                got == data.upper(),
-                f"client sent {data!r}: got {got!r}, wanted {data.upper()!r}{pool.why()}",
-            )
-            _require(
-                _wait_eof(sock, REPLY),
-                f"the handler {what} after its reply, but the connection stayed open for"
-                f" {REPLY:g} s: close each connection when its handler is done{pool.why()}",
-            )
-        got = pool.talk(pool.client(), b"after")
-        _require(
-            got == b"AFTER",
-            f"after a handler raised, the next client got {got!r}, wanted b'AFTER'{pool.why()}",
-        )
+@pool.check("closes", "closes each connection when its handler returns or raises",
+            hint="The handler does not close its connection; whatever runs it must, however"
+                 " the handler ends.")
+def _closes(serve_pool):
+    with _Pool(serve_pool, _reply_once, 2) as server:
+        for data, how in [(b"hi", "returned"), (b"boom", "raised an exception")]:
+            client = server.client()
+            _echoes_upper(client, data, server)
+            end = client.read_to_end(timeout=REPLY)
+            require(end.ending in ("closed", "reset") and not end.data,
+                    f"the handler {how} after its reply, but the client then {end}: close each"
+                    f" connection when its handler is done{server.answer.why()}")
+        _echoes_upper(server.client(), b"after", server, "after a handler raised, the next"
+                      " client")
 
 
-def _check_stops(serve_pool):
-    with _Pool(serve_pool, _EchoHandlers(), max_workers=2) as pool:
-        client = pool.client()
-        got = pool.talk(client, b"busy")
-        _require(got == b"busy", f"client got {got!r}, wanted b'busy'{pool.why()}")
-        with pool.wake() as waker:  # stop is set; this connection wakes accept() up
-            _require(
-                _wait_eof(waker, REPLY),
-                f"stop was set and a connection woke accept() up, but that connection was not"
-                f" closed within {REPLY:g} s{pool.why()}",
-            )
-        pool.runner.finished.wait(SILENCE)
-        _require(
-            not pool.runner.finished.is_set() or pool.runner.error is not None,
-            "serve_pool returned while a handler was still serving a client: wait for the"
-            " running handlers before returning",
-        )
-        _require(pool.runner.error is None, f"after stop was set{pool.why()}")
+def _echoes_upper(client, data, server, what="a client"):
+    client.send(data)
+    got = _read(client, len(data), server.answer.stopped)
+    if got.data != data.upper():
+        fail(f"{what} sent {data!r}, expected {data.upper()!r} but {got}{server.answer.why()}")
+
+
+@pool.check("stops", "returns after stop is set, once the running handlers have finished",
+            hint="Look at stop right after accept() returns: the connection that woke you is"
+                 " not a client. Then wait for the handlers that are still running.")
+def _stops(serve_pool):
+    handlers = _Handlers()
+    with _Pool(serve_pool, handlers, 2) as server:
+        client = server.client()
+        _echoes(client, b"busy", "a client", server.answer)
+        waker = server.wake()  # stop is set; this connection wakes accept() up
+        end = waker.read_to_end(timeout=REPLY)
+        require(handlers.calls == 1,
+                "stop was set, yet the connection that woke accept() up was given to the"
+                " handler")
+        require(end.ending in ("closed", "reset"),
+                f"stop was set and a connection woke accept() up, but that connection {end}"
+                f"{server.answer.why()}")
+        server.answer.finished.wait(SILENCE)
+        require(not server.answer.finished.is_set() or server.answer.error is not None,
+                "serve_pool returned while a handler was still serving a client")
+        require(server.answer.error is None, f"after stop was set{server.answer.why()}")
         client.close()  # the last handler ends
-        _require(
-            pool.runner.finished.wait(TIMEOUT),
-            f"stop was set and the last client left, but serve_pool had not returned"
-            f" {TIMEOUT:g} s later",
-        )
-        _require(pool.runner.error is None, f"after stop was set{pool.why()}")
+        require(server.answer.finished.wait(TIMEOUT),
+                f"stop was set and the last client left, but serve_pool had not returned"
+                f" {TIMEOUT:g} s later")
+        require(server.answer.error is None, f"after stop was set{server.answer.why()}")
 
 
-exercise(
-    "04.1",
-    "A thread pool server",
-    Check(
-        "serves max_workers clients at the same time",
-        _check_concurrent,
-        "run each handler in a worker thread, e.g. pool.submit(...) on a"
-        " concurrent.futures.ThreadPoolExecutor(max_workers), and go straight back to accept()",
-    ),
-    Check(
-        "never more than max_workers handlers at once",
-        _check_bounded,
-        "a thread per connection without a limit is what this exercise replaces: a"
-        " ThreadPoolExecutor(max_workers) queues the extra connections until a worker is free",
-    ),
-    Check(
-        "closes each connection when its handler returns or raises",
-        _check_closes,
-        "submit a small function that does `with conn: handler(conn)`",
-    ),
-    Check(
-        "returns after stop is set, once the running handlers have finished",
-        _check_stops,
-        "after accept(), `if stop.is_set(): conn.close(); return` inside a"
-        " `with ThreadPoolExecutor(...) as pool:` block, which waits for running handlers",
-    ),
-)
+# -- 04.2 idle_echo_loop -----------------------------------------------------------------
 
-
-# -- 04.2 idle_echo_loop --------------------------------------------------------------
+idle_loop = exercise("04.2", "Close idle connections")
 
 
 class _CountingSelector(selectors.DefaultSelector):
@@ -318,338 +280,368 @@ class _CountingSelector(selectors.DefaultSelector):
 
 
 class _Loop:
-    """idle_echo_loop(sel, listener, wakeup, idle) running in a thread."""
+    """idle_echo_loop(sel, listener, wakeup, idle) running in a thread. The listener's
+    small buffers are inherited by every connection it accepts."""
 
     def __init__(self, idle_echo_loop, idle):
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=16)
-        self.address = self.listener.getsockname()
+        self.listener = socket.socket()
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            self.listener.setsockopt(socket.SOL_SOCKET, option, SMALL_BUFFER)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
         self.wakeup, self.waker = socket.socketpair()
         self.sel = _CountingSelector()
-        self.clients: list[socket.socket] = []
-        self.runner = _Runner(idle_echo_loop, self.sel, self.listener, self.wakeup, idle)
+        self.clients: list[Client] = []
+        self.answer = Running("idle_echo_loop", idle_echo_loop, self.sel, self.listener,
+                              self.wakeup, idle)
 
-    def client(self):
-        sock = _connect(self.address)
-        self.clients.append(sock)
-        return sock
+    def client(self, **options) -> Client:
+        self.clients.append(_connect(self.port, **options))
+        return self.clients[-1]
 
-    def why(self):
-        return self.runner.why("idle_echo_loop")
-
-    def talk(self, sock, data, what):
-        try:
-            sock.sendall(data)
-        except OSError as exc:
-            raise AssertionError(f"{what}: sending: {_error(exc)}{self.why()}") from None
-        got, eof = _read(sock, len(data), REPLY, self.runner)
-        _require(
-            got == data,
-            f"{what}: the client got {got!r}{' and end of stream' if eof else ''},"
-            f" wanted the echo {data!r}{self.why()}",
-        )
-
-    def stop(self):
+    def stop(self) -> bool:
         with contextlib.suppress(OSError):
             self.waker.send(b"stop")
-        return self.runner.finished.wait(TIMEOUT)
+        return self.answer.finished.wait(TIMEOUT)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop()
-        for sock in [*self.clients, self.listener, self.wakeup, self.waker]:
+        for sock in [*(c.sock for c in self.clients), self.listener, self.wakeup, self.waker]:
             sock.close()
         with contextlib.suppress(Exception):
             self.sel.close()
 
 
-def _check_echoes(idle_echo_loop):
+@idle_loop.check("echoes", "echoes to several clients at once",
+                 hint="Start from section 3's echo_loop, on_accept, on_ready and close.")
+def _echoes_to_several(idle_echo_loop):
     with _Loop(idle_echo_loop, idle=5.0) as loop:
         c1, c2 = loop.client(), loop.client()
-        loop.talk(c1, b"hello from 1", "client 1")
-        loop.talk(c2, b"hello from 2", "client 2, while client 1 is connected")
-        loop.talk(c1, b"still here", "client 1 again")
+        _echoes(c1, b"hello from 1", "client 1", loop.answer)
+        _echoes(c2, b"hello from 2", "client 2, while client 1 is connected", loop.answer)
+        _echoes(c1, b"still here", "client 1 again", loop.answer)
 
 
-def _check_big(idle_echo_loop):
-    payload = bytes(range(256)) * (4 * 2**20 // 256)  # 4 MiB: more than the kernel buffers
-    with _Loop(idle_echo_loop, idle=5.0) as loop:
-        sock = loop.client()
-        loop.talk(sock, b"hi", "a client, before it sends 4 MiB")
-        sock.settimeout(2 * TIMEOUT)
+_PAYLOAD = bytes(range(256)) * (BIG // 256)
+
+
+def _transfer(loop, half_close: bool) -> tuple[bytes, str]:
+    """A client sends BIG bytes without reading (then half-closes if asked), then reads:
+    what it got, and how its reading ended."""
+    client = loop.client(rcvbuf=SMALL_BUFFER)
+    _echoes(client, b"hi", "a client, before it sends 16 MiB", loop.answer)
+    client.sock.settimeout(2 * TIMEOUT)
+    try:
+        client.sock.sendall(_PAYLOAD)  # reads nothing until everything is sent
+    except TimeoutError:
+        fail("a client sending 16 MiB without reading could not send for"
+             f" {2 * TIMEOUT:g} s: the server stopped reading{loop.answer.why()}")
+    except OSError as exc:
+        fail(f"a client sending 16 MiB without reading: {describe_error(exc)}"
+             f"{loop.answer.why()}")
+    if half_close:
+        client.shutdown_write()
+    received, deadline = bytearray(), time.monotonic() + TRANSFER
+    while len(received) < BIG or half_close:
+        if time.monotonic() > deadline:
+            return bytes(received), "open"
         try:
-            sock.sendall(payload)  # reads nothing until everything is sent
-        except OSError as exc:
-            raise AssertionError(
-                f"sending 4 MiB without reading: {_error(exc)}{loop.why()}"
-            ) from None
-        got, eof = _read(sock, len(payload), 2 * TIMEOUT, loop.runner)
-        _require(
-            got == payload,
-            f"a client sent 4 MiB, then read: it got {len(got):,} bytes"
-            f"{' and end of stream' if eof else ''}{', not the same bytes' if got else ''}"
-            f"{loop.why()}",
-        )
+            chunk = client.sock.recv(2**20)
+        except TimeoutError:
+            return bytes(received), "silent"
+        except ConnectionResetError:
+            return bytes(received), "reset"
+        if not chunk:
+            return bytes(received), "closed"
+        received += chunk
+    return bytes(received), "complete"
 
 
-def _check_idle_closed(idle_echo_loop):
-    idle = 0.15
-    with _Loop(idle_echo_loop, idle=idle) as loop:
+def _said(received: bytes, ending: str) -> str:
+    intact = received == _PAYLOAD[: len(received)]
+    return (f"it got {len(received):,} bytes{'' if intact else ' (not the bytes it sent)'}"
+            + {"closed": ", then the connection closed", "complete": "",
+               "reset": ", then the connection was reset",
+               "open": f" in {TRANSFER:g} s, and the connection was still open",
+               "silent": f", then nothing for {2 * TIMEOUT:g} s"}[ending])
+
+
+@idle_loop.check("big", "echoes 16 MiB to a client that reads only after sending",
+                 hint="A non-blocking socket's send() takes what fits and may refuse the"
+                      " rest: keep what it did not take, and send it when the socket is"
+                      " writable again.")
+def _big(idle_echo_loop):
+    with _Loop(idle_echo_loop, idle=5.0) as loop:
+        received, ending = _transfer(loop, half_close=False)
+        require(received == _PAYLOAD,
+                f"a client sent 16 MiB without reading, then read: {_said(received, ending)}"
+                f"{loop.answer.why()}")
+
+
+@idle_loop.check("half-close", "echoes everything to a client that stops sending, then reads",
+                 hint="recv() returning b'' says that the client will send nothing more, not"
+                      " that it stopped reading.")
+def _half_close(idle_echo_loop):
+    with _Loop(idle_echo_loop, idle=5.0) as loop:
+        received, ending = _transfer(loop, half_close=True)
+        require(received == _PAYLOAD and ending == "closed",
+                "a client sent 16 MiB, shut down its sending side (shutdown(SHUT_WR)), then"
+                f" read: {_said(received, ending)}; expected all 16 MiB, then the connection"
+                f" closed{loop.answer.why()}")
+
+
+def _closed_at(client, since: float, wait: float) -> tuple[Received, float]:
+    """Read until the connection ends or `wait` passes: how, and when (s after since)."""
+    got = client.read_to_end(timeout=wait)
+    return got, time.monotonic() - since
+
+
+@idle_loop.check("closes-idle", "closes a connection `idle` seconds after its last byte",
+                 hint="Keep a deadline per connection; select() can wait until the earliest"
+                      " one, and then the loop closes what is due.")
+def _closes_idle(idle_echo_loop):
+    with _Loop(idle_echo_loop, idle=IDLE) as loop:
         silent, connected = loop.client(), time.monotonic()
+        time.sleep(0.8 * IDLE)  # the test condition: another client, just before the deadline
         talker = loop.client()
-        loop.talk(talker, b"hi", "a client that then says nothing")
-        answered = time.monotonic()
-        for name, sock, since in [("a client that talked once", talker, answered),
-                                  ("a silent client", silent, connected)]:
-            closed = _wait_eof(sock, 3 * idle)
-            elapsed = time.monotonic() - since
-            _require(
-                closed,
-                f"idle={idle:g}: {name} was still connected {elapsed:.2f} s later{loop.why()}",
-            )
-            _require(
-                elapsed > idle * 0.6,
-                f"idle={idle:g}: {name} was closed after only {elapsed:.2f} s",
-            )
-
-
-def _check_busy_kept(idle_echo_loop):
-    idle, every = 0.2, 0.03
-    with _Loop(idle_echo_loop, idle=idle) as loop:
-        sock = loop.client()
-        started = time.monotonic()
-        for n in range(9):  # 0.27 s in all: longer than idle
-            loop.talk(sock, b"%d" % n, f"idle={idle:g}: a client sending every {every:g} s, "
-                      f"{time.monotonic() - started:.2f} s after it connected")
-            time.sleep(every)
-
-
-def _check_sleeps(idle_echo_loop):
-    with _Loop(idle_echo_loop, idle=2.0) as loop:
-        sock = loop.client()
-        loop.talk(sock, b"hi", "a client")
-        before = loop.sel.calls
-        time.sleep(0.1)  # nothing happens: the loop should be asleep in select()
-        calls = loop.sel.calls - before
-        _require(
-            calls <= 10,
-            f"nothing happened for 0.1 s (one connection, idle=2), but select() was called"
-            f" {calls:,} times: do not poll; select(timeout) with the time left until the"
-            " earliest deadline sleeps until something is due",
-        )
-
-
-def _check_stop(idle_echo_loop):
-    with _Loop(idle_echo_loop, idle=5.0) as loop:
-        sock = loop.client()
-        loop.talk(sock, b"hi", "a client")
-        _require(
-            loop.stop(),
-            f"the wake-up socket became readable, but idle_echo_loop had not returned"
-            f" {TIMEOUT:g} s later",
-        )
-        _require(loop.runner.error is None, f"after the wake-up{loop.why()}")
-        _require(
-            _wait_eof(sock, REPLY),
-            "idle_echo_loop returned but left a client's connection open: close every socket",
-        )
-        _require(
-            loop.listener.fileno() == -1,
-            "idle_echo_loop returned but left the listening socket open: close every socket"
-            " it registered, as echo_loop's `finally` does",
-        )
-
-
-exercise(
-    "04.2",
-    "Close idle connections",
-    Check(
-        "echoes to several clients at once",
-        _check_echoes,
-        "start from section 3's echo_loop, on_accept, on_ready and close",
-    ),
-    Check(
-        "echoes 4 MiB to a client that reads only after sending",
-        _check_big,
-        "keep what send() did not take in a per-connection buffer, and register EVENT_WRITE"
-        " while it is not empty (section 3's on_ready)",
-    ),
-    Check(
-        "closes a connection that received nothing for `idle` seconds",
-        _check_idle_closed,
-        "keep a deadline per connection (now + idle, reset on every recv), pass the time"
-        " left until the earliest one as select()'s timeout, then close what is due",
-    ),
-    Check(
-        "keeps a connection that keeps sending",
-        _check_busy_kept,
-        "move a connection's deadline to now + idle every time recv() returns data",
-    ),
-    Check(
-        "sleeps in select() while nothing is due (no busy loop)",
-        _check_sleeps,
-        "timeout = max(0, earliest deadline - time.monotonic()), or None with no connection",
-    ),
-    Check(
-        "returns when the wake-up socket is readable, closing its sockets",
-        _check_stop,
-        "register wakeup for EVENT_READ; when it is ready, return; close every registered"
-        " socket in a `finally` block",
-    ),
-)
-
-
-# -- 04.3 Commands ----------------------------------------------------------------------
-
-
-class _Transport:
-    """What the protocol gets as self.transport: write() sends, close() ends the connection.
-
-    Writes after close() are not sent (as with the chapter's Transport) but kept in
-    `late`, so that a check can say the protocol went on after closing.
-    """
-
-    def __init__(self, conn, late):
-        self.conn, self.closed, self.late = conn, False, late
-
-    def write(self, data):
-        if self.closed:
-            self.late.append(bytes(data))
-        else:
-            self.conn.sendall(bytes(data))
-
-    def close(self):
-        self.closed = True
-
-
-def _serve_protocol(factory, piece_sizes):
-    """Serve factory() on loopback; connection k feeds data_received pieces of piece_sizes[k].
-
-    A size of 0 means: each recv() result whole. The server keeps what the protocol
-    raised in `server.raised`, before the connection closes.
-    """
-    sizes = iter(piece_sizes)
-
-    def drive(conn):
-        conn.settimeout(TIMEOUT)
-        size = next(sizes, 0)
-        transport = _Transport(conn, server.late)
-        try:
-            protocol = factory()
-            protocol.connection_made(transport)
-            while not transport.closed and (data := conn.recv(4096)):
-                step = size or len(data)
-                for start in range(0, len(data), step):
-                    protocol.data_received(data[start : start + step])
-                    if transport.closed:
-                        break
-            protocol.connection_lost(None)
-        except Exception as exc:
-            server.raised.append(exc)
-            raise
-        if transport.closed:  # let the client read everything, then see the end
-            conn.shutdown(socket.SHUT_WR)
+        _echoes(talker, b"hi", "a client that then says nothing", loop.answer)
+        talked = time.monotonic()
+        with socket.socket() as spare:  # made now, so that the server's next accept() gets
+            _idle_closed(loop, silent, connected, talker, talked)  # a closed one's number
+            spare.settimeout(REPLY)
+            spare.connect(("127.0.0.1", loop.port))
+            spare.sendall(b"anyone?")
+            got = b""
             with contextlib.suppress(OSError):
-                while conn.recv(4096):
-                    pass
-
-    server = serve_socket("check-04.3", drive)
-    server.raised, server.late = [], []
-    return server
-
-
-def _why_protocol(server):
-    return "".join(f"; the protocol raised {_error(e)}" for e in server.raised[:1])
+                while len(got) < 7 and (chunk := spare.recv(7 - len(got))):
+                    got += chunk
+            require(got == b"anyone?",
+                    f"a new client, after the idle ones were closed: sent b'anyone?', got"
+                    f" {show(got)}{loop.answer.why()}")
 
 
-def _exchange(server, data, want, what, *, closed=False):
-    """Send data; expect exactly `want` back, then end of stream if `closed`."""
-    with _connect(server.address) as sock:
-        sock.sendall(data)
-        got, eof = _read(sock, len(want), REPLY)
-        if closed and got == want and not eof:
-            extra, eof = _rest(sock, REPLY)
-            got += extra
-        ended = " and end of stream" if eof else ""
-        _require(
-            got == want and eof == closed,
-            f"{what}: sent {_short(data)}, the client got {_short(got)}{ended}; wanted"
-            f" {_short(want)}{' and end of stream' if closed else ''}{_why_protocol(server)}",
-        )
+def _idle_closed(loop, silent, connected, talker, talked):
+    """Both clients are closed `idle` seconds after their last byte, give or take LATE."""
+    for name, client, since in [("a silent client", silent, connected),
+                                ("a client that sent b'hi'", talker, talked)]:
+        got, after = _closed_at(client, since, IDLE + LATE + 1.0)
+        require(got.ending in ("closed", "reset"),
+                f"idle={IDLE:g}: {name} {got}{loop.answer.why()}")
+        require(after >= 0.9 * IDLE,
+                f"idle={IDLE:g}: {name} was closed after only {after:.2f} s")
+        require(after <= IDLE + LATE,
+                f"idle={IDLE:g}: {name} was closed {after:.2f} s after its last byte, not"
+                f" {IDLE:g} s: select() waited past its deadline")
 
 
-def _short(data):
-    return repr(data) if len(data) <= 60 else f"{data[:40]!r}... ({len(data):,} bytes)"
+@idle_loop.check("keeps-busy", "keeps a connection that keeps sending",
+                 hint="Receiving anything starts a connection's idle time again.")
+def _keeps_busy(idle_echo_loop):
+    every = 0.05
+    with _Loop(idle_echo_loop, idle=IDLE) as loop:
+        client = loop.client()
+        started = time.monotonic()
+        for n in range(12):  # 0.6 s in all: twice `idle`
+            _echoes(client, b"%d" % n, f"idle={IDLE:g}: a client sending every {every:g} s,"
+                    f" {time.monotonic() - started:.2f} s after it connected", loop.answer)
+            time.sleep(every)  # the test condition: a client that sends every 50 ms
 
 
-_COMMANDS = b"PING\nECHO hello world\nNOPE\nPING\r\nECHO  two  spaces \n"
-_REPLIES = b"PONG\nhello world\nERROR unknown command\nPONG\n two  spaces \n"
+@idle_loop.check("sleeps", "sleeps in the given selector's select() while nothing is due",
+                 hint="select() with a timeout sleeps until a socket is ready or the timeout"
+                      " is up; with timeout=0 it returns at once, and a loop around it spins.")
+def _sleeps(idle_echo_loop):
+    with _Loop(idle_echo_loop, idle=2.0) as loop:
+        client = loop.client()
+        _echoes(client, b"hi", "a client", loop.answer)
+        require(loop.sel.calls > 0,
+                "idle_echo_loop echoed without ever calling select() on the selector `sel` it"
+                " was given")
+        before = loop.sel.calls
+        time.sleep(0.2)  # nothing happens: the loop should be asleep in select()
+        calls = loop.sel.calls - before
+        require(calls <= 3,
+                f"nothing happened for 0.2 s (one connection, idle=2), but select() was called"
+                f" {calls:,} times: the loop is polling")
 
 
-def _check_commands(protocol):
-    with _serve_protocol(protocol, [0]) as server:
-        _exchange(server, _COMMANDS, _REPLIES, "commands in one chunk")
+@idle_loop.check("stops", "returns when the wake-up socket is readable, closing its sockets",
+                 hint="The wake-up socket is one more registered socket; echo_loop shows what"
+                      " to do when it is ready, and what to close on the way out.")
+def _stops_on_wakeup(idle_echo_loop):
+    with _Loop(idle_echo_loop, idle=5.0) as loop:
+        client = loop.client()
+        _echoes(client, b"hi", "a client", loop.answer)
+        require(loop.stop(), f"the wake-up socket became readable, but idle_echo_loop had not"
+                             f" returned {TIMEOUT:g} s later")
+        require(loop.answer.error is None, f"after the wake-up{loop.answer.why()}")
+        end = client.read_to_end(timeout=REPLY)
+        require(end.ending in ("closed", "reset"),
+                f"idle_echo_loop returned, but a client's connection stayed open: it {end}")
+        require(loop.listener.fileno() == -1,
+                "idle_echo_loop returned but left the listening socket open")
 
 
-def _check_pieces(protocol):
+# -- 04.3 Commands ------------------------------------------------------------------------
+
+commands = exercise("04.3", "A command protocol for the reactor")
+
+
+@functools.cache
+def _reactor():
+    """The notebook's reactor module, its Transport noting writes made after close()."""
+    module = load(NOTEBOOK, "reactor")
+
+    class NotingTransport(module.Transport):
+        def write(self, data):
+            if self.closing:
+                self.protocol.late.append(bytes(data))
+            super().write(data)
+
+    module.Transport = NotingTransport  # what listen_tcp() gives each connection
+    return module
+
+
+class _Feed:
+    """Between the chapter's Transport and the reader's protocol: hands each chunk over in
+    pieces of `size` bytes (0: whole), until the protocol has closed the transport."""
+
+    def __init__(self, protocol, size, late):
+        self.protocol, self.size, self.late = protocol, size, late
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.protocol.connection_made(transport)
+
+    def data_received(self, data):
+        step = self.size or len(data)
+        for start in range(0, len(data), step):
+            if self.transport.closing:
+                return
+            self.protocol.data_received(data[start : start + step])
+
+    def connection_lost(self, reason):
+        self.protocol.connection_lost(reason)
+
+
+@contextlib.contextmanager
+def _serving(cls, sizes):
+    """The reader's protocol on the chapter's reactor, in a thread; connection k is fed in
+    pieces of sizes[k] bytes (0 or past the end: as they arrive)."""
+    module, late, sizes = _reactor(), [], iter(sizes)
+    server = module.start_reactor(lambda: _Feed(cls(), next(sizes, 0), late),
+                                  name="check-04.3-reactor")
+    server.late, server.port = late, server.address[1]
+
+    def settled():
+        """Wait until the reactor thread has finished what it was doing."""
+        done = threading.Event()
+        server.reactor.call_from_thread(done.set)
+        done.wait(TIMEOUT)
+
+    def why():
+        settled()
+        for exc in server.reactor.errors:
+            note_raised(exc)
+        return "".join(f"; your protocol raised {describe_error(e)}"
+                       for e in server.reactor.errors[:1])
+
+    server.why, server.settled = why, settled
+    server.stopped = lambda: bool(server.reactor.errors)
+    try:
+        yield server
+    finally:
+        why()
+        server.stop()
+
+
+def _exchange(server, data: bytes, want: bytes, what: str, *, closed=False):
+    """Send data; expect exactly `want` back, then the end of the connection if `closed`."""
+    with _connect(server.port) as client:
+        client.send(data)
+        got = _read(client, len(want), server.stopped)
+        if closed and got.ending == "complete":
+            end = client.read_to_end(timeout=REPLY)
+            got = Received(got.data + end.data, end.ending, end.seconds)
+        ends = ("closed", "reset") if closed else ("complete",)
+        if got.data != want or got.ending not in ends:
+            wanted = f"{show(want)}, then the end of the connection" if closed else show(want)
+            fail(f"{what}: sent {show(data)}, expected {wanted} but {got}{server.why()}")
+    server.settled()
+    require(not server.late, f"{what}: after transport.close() the protocol still wrote"
+                             f" {show(b''.join(server.late))}")
+
+
+_COMMANDS = (b"PING\nECHO hello world\nNOPE\nPING\r\nECHO  two  spaces \nECHO a\rb\n"
+             b"PINGPONG\nECHOx\n\nECHO prix: 5 \xe2\x82\xac\n")
+_REPLIES = (b"PONG\nhello world\nERROR unknown command\nPONG\n two  spaces \na\rb\n"
+            b"ERROR unknown command\nERROR unknown command\nERROR unknown command\n"
+            b"prix: 5 \xe2\x82\xac\n")
+
+
+@commands.check("commands", "answers PING, ECHO <text> and anything else, line by line",
+                hint="Compare whole lines: a line that only starts like a command is not that"
+                     " command, and ECHO's text is every byte after 'ECHO ', spaces and all."
+                     " Only '\\n' ends a line.")
+def _commands(cls):
+    with _serving(cls, [0]) as server:
+        _exchange(server, _COMMANDS, _REPLIES, "ten lines in one write")
+
+
+@commands.check("pieces", "handles lines split across data_received calls",
+                hint="A chunk can end anywhere, even inside a character: keep the bytes after"
+                     " the last newline for the next call (chapter 02).")
+def _pieces(cls):
     sizes = [1, 2, 3, 5, 8]
-    with _serve_protocol(protocol, sizes) as server:
+    with _serving(cls, sizes) as server:
         for size in sizes:
             _exchange(server, _COMMANDS, _REPLIES,
-                      f"data_received called with pieces of {size} byte(s)")
+                      f"ten lines, data_received called with pieces of {size} byte(s)")
 
 
-def _check_quit(protocol):
-    with _serve_protocol(protocol, [0, 1]) as server:
-        for how in ["in one chunk", "in pieces of 1 byte"]:
-            _exchange(server, b"ECHO a\nQUIT\nPING\n", b"a\nBYE\n",
-                      f"QUIT, then PING, {how}", closed=True)
-            _require(
-                not server.late,
-                f"QUIT, then PING, {how}: after transport.close() the protocol still wrote"
-                f" {b''.join(server.late)!r}",
-            )
+@commands.check("own-line", "two connections at once, each with its own unfinished line",
+                hint="Each connection has its own protocol object: keep its state in that"
+                     " object, not in the class.")
+def _own_line(cls):
+    with _serving(cls, [0, 0]) as server, _connect(server.port) as c1, \
+            _connect(server.port) as c2:
+        for client, data, want, what in [
+            (c1, b"PING\nPI", b"PONG\n", "client 1"),
+            (c2, b"PING\nEC", b"PONG\n", "client 2, while client 1's line is unfinished"),
+            (c1, b"NG\n", b"PONG\n", "client 1, finishing its line"),
+            (c2, b"HO x\n", b"x\n", "client 2, finishing its line"),
+        ]:
+            client.send(data)
+            got = _read(client, len(want), server.stopped)
+            if got.data != want:
+                fail(f"{what}: sent {show(data)}, expected {show(want)} but {got}{server.why()}")
 
 
-def _check_limit(protocol):
+@commands.check("quit", "QUIT replies BYE, closes, and ignores what follows",
+                hint="After QUIT, nothing more is answered: not the lines already received,"
+                     " nor anything that comes later.")
+def _quit(cls):
+    with _serving(cls, [0, 1]) as server:
+        for how in ["in one write", "in pieces of 1 byte"]:
+            _exchange(server, b"ECHO a\nQUIT\nPING\n", b"a\nBYE\n", f"QUIT, then PING, {how}",
+                      closed=True)
+
+
+@commands.check("limit", "refuses a line longer than 1024 bytes, as soon as it is",
+                hint="A line may be long, but not endless: look at the length of complete"
+                     " lines, and at what is buffered while no newline has come.")
+def _limit(cls):
     longest = b"ECHO " + b"x" * 1019  # exactly 1024 bytes: allowed
-    with _serve_protocol(protocol, [0, 7, 0, 100]) as server:
+    with _serving(cls, [0, 8, 0, 100]) as server:
         _exchange(server, longest + b"\n", b"x" * 1019 + b"\n", "a line of exactly 1024 bytes")
         _exchange(server, longest + b"\n", b"x" * 1019 + b"\n",
-                  "a line of exactly 1024 bytes, in pieces of 7 bytes")
-        _exchange(server, b"y" * 1500 + b"\n", b"ERROR line too long\n",
-                  "a line of 1500 bytes in one chunk", closed=True)
+                  "a line of exactly 1024 bytes, in pieces of 8 bytes (the newline alone)")
+        _exchange(server, b"y" * 1500 + b"\nPING\n", b"ERROR line too long\n",
+                  "a line of 1500 bytes and a PING, in one write", closed=True)
         _exchange(server, b"z" * 1025, b"ERROR line too long\n",
                   "1025 bytes without a newline (and nothing more), in pieces of 100",
                   closed=True)
-
-
-exercise(
-    "04.3",
-    "A command protocol for the reactor",
-    Check(
-        "answers PING, ECHO <text> and unknown commands",
-        _check_commands,
-        "split complete lines off a buffer, drop a trailing b'\\r', then compare: PING,"
-        " a line starting with b'ECHO ', anything else",
-    ),
-    Check(
-        "handles lines split across data_received calls",
-        _check_pieces,
-        "keep the bytes after the last b'\\n' in self.buffer and prepend them to the next"
-        " chunk (chapter 02): never assume a chunk is a whole line",
-    ),
-    Check(
-        "QUIT replies BYE, closes, and ignores what follows",
-        _check_quit,
-        "after QUIT: write b'BYE\\n', call self.transport.close() and stop handling lines,"
-        " also those already in the buffer",
-    ),
-    Check(
-        "refuses a line longer than 1024 bytes",
-        _check_limit,
-        "check each complete line's length, and the buffer's length when it holds no"
-        " newline: over 1024 bytes, write b'ERROR line too long\\n' and close",
-    ),
-)

@@ -54,7 +54,7 @@ class Client:
         except ConnectionRefusedError:
             self.sock.close()
             fail(f"nothing accepted a connection on {host}:{port} (connection refused)")
-        self._buffer = b""
+        self._buffer = bytearray()  # appended to in place: large reads stay linear
 
     def send(self, data: bytes, what: str | None = None) -> None:
         """sendall(data); fail saying so if the peer has already closed or reset."""
@@ -92,10 +92,12 @@ class Client:
         while ending is None:
             cut = done(self._buffer)
             if cut is not None:
-                data, self._buffer = self._buffer[:cut], self._buffer[cut:]
+                data = bytes(self._buffer[:cut])
+                del self._buffer[:cut]
                 return Received(data, "complete", time.monotonic() - start)
             ending = self._fill(deadline)
-        data, self._buffer = self._buffer, b""
+        data = bytes(self._buffer)
+        self._buffer.clear()
         return Received(data, ending, round(time.monotonic() - start, 1))
 
     def read_until(self, marker: bytes = b"\n", timeout: float | None = None) -> Received:

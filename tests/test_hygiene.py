@@ -153,6 +153,25 @@ def missing_sections(nb):
     return found
 
 
+NOT_ATTEMPTED = re.compile(r"^Exercise (\d\d\.\d+) · .+: not attempted yet ")
+
+
+def checker_problems(nb):
+    """A stored checker cell must show the one-line report of an unattempted exercise:
+    no hint, nothing of the answer, before the reader has tried."""
+    found = []
+    for cell in code_cells(nb):
+        match = re.match(r'check\("(\d\d\.\d+)"', source(cell))
+        if not match:
+            continue
+        shown = "".join(output_texts(cell))
+        said = NOT_ATTEMPTED.match(shown)
+        if not said or said.group(1) != match.group(1) or "hint" in shown.lower():
+            found.append(f"checker cell {match.group(1)} does not show 'not attempted yet'"
+                         f" alone:\n{shown}")
+    return found
+
+
 def teardown_problems(nb):
     last = code_cells(nb)[-1]
     found = []
@@ -216,6 +235,11 @@ def test_chapter_has_the_house_sections(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_checker_cells_show_no_hint_before_an_attempt(path):
+    assert checker_problems(load(path)) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_last_cell_stops_everything_and_shows_it(path):
     assert teardown_problems(load(path)) == []
 
@@ -248,6 +272,10 @@ def test_each_check_finds_what_is_wrong_in_a_bad_notebook(tmp_path):
                             + "a" * 32 + "\n"),
         ]),
         new_code_cell("# NBVAL_IGNORE_OUTPUT (timings)\npass"),
+        new_code_cell('check("98.1", answer)', outputs=[new_output(
+            "execute_result", data={"text/plain": "Exercise 98.1 · Bad: 0 of 1 checks passed\n"
+                                                  "  FAIL  x\n        hint: use y"})]),
+        new_code_cell("pass"),
         new_code_cell("pass"),
         new_code_cell("servers()"),
     ])
@@ -262,6 +290,7 @@ def test_each_check_finds_what_is_wrong_in_a_bad_notebook(tmp_path):
     assert len(unknown_markers(bad)) == 1
     assert len(missing_sections(bad)) == len(SECTIONS) - 1 + 1  # all but Summary; terminal
     assert len(teardown_problems(bad)) == 2
+    assert len(checker_problems(bad)) == 1
 
 
 def test_tags_count_as_markers_and_unknown_tags_are_found():

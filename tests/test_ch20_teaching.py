@@ -434,7 +434,8 @@ def test_serve_dns_tries_another_port_when_the_tcp_number_is_taken(monkeypatch):
         monkeypatch.setattr(zone, "serve_udp", serve_udp_first_on_the_taken_number)
         udp, tcp = zone.serve_dns("test-dns", zone.ZoneServer(zone.Zone(records()), EventLog()))
         try:
-            assert len(calls) == 2 and udp.port == tcp.port != number
+            # a busy machine may hold the next random number for TCP too: more tries, same rule
+            assert len(calls) >= 2 and udp.port == tcp.port != number
         finally:
             tcp.stop()
             udp.stop()

@@ -3,6 +3,7 @@
 What a chapter teaches stays in the notebook; what it merely needs lives here.
 """
 
+from .aio import serve_asyncio, serve_streams
 from .environment import check_environment
 from .events import Event, EventLog, EventTimeout
 from .exercises import check
@@ -23,8 +24,10 @@ __all__ = [
     "check",
     "check_environment",
     "serve",
+    "serve_asyncio",
     "serve_multicast",
     "serve_socket",
+    "serve_streams",
     "serve_udp",
     "server_threads",
     "servers",

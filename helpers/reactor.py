@@ -9,6 +9,7 @@ result of the Deferred it returns, for at most `timeout` seconds.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 
 DEFAULT_TIMEOUT = 5.0
@@ -29,6 +30,48 @@ def start():
     from twisted.internet import reactor
 
     return reactor
+
+
+class ReactorChoiceError(RuntimeError):
+    """A reactor was chosen too late, or on a loop it cannot use."""
+
+
+def installed_reactor() -> str | None:
+    """The class name of the reactor installed in this process, or None if none is yet."""
+    installed = sys.modules.get("twisted.internet.reactor")
+    return None if installed is None else type(installed).__name__
+
+
+def install_asyncio_reactor(loop=None):
+    """Run Twisted on an asyncio loop (asyncioreactor) in the reactor thread; return the loop.
+
+    Must run before anything installs a reactor: a process has one reactor for its whole
+    life. `loop` defaults to a new loop; it must not be running (the kernel's own loop is).
+    Running it again once the asyncio reactor runs returns the same loop.
+    """
+    import asyncio
+
+    from twisted.internet import asyncioreactor
+
+    with _lock:
+        installed = sys.modules.get("twisted.internet.reactor")
+        if isinstance(installed, asyncioreactor.AsyncioSelectorReactor):
+            loop = installed._asyncioEventloop
+        elif installed is not None:
+            how = "started by this kernel" if _started else "installed by an import"
+            raise ReactorChoiceError(
+                f"Twisted's {type(installed).__name__} is already {how}; a process keeps its"
+                " first reactor for life. Restart the kernel and run this cell before anything"
+                " that uses Twisted.")
+        else:
+            loop = loop or asyncio.new_event_loop()
+            if loop.is_running():
+                raise ReactorChoiceError(
+                    "that loop is already running (the kernel's own loop is): the reactor"
+                    " thread must run a loop of its own; pass asyncio.new_event_loop()")
+            asyncioreactor.install(loop)
+    start()
+    return loop
 
 
 def is_started() -> bool:

@@ -1,0 +1,169 @@
+"""Measure echo servers: each in its own process, the load generator in another (chapter 19).
+
+``with EchoServer("twisted") as server:`` starts one of `echo_servers.KINDS` and stops it
+whatever happens; ``load(server.port, ...)`` runs the load generator in a child process and
+returns its figures; ``measure(kind, ...)`` does both with a warm-up and repetitions and
+adds the server's CPU time per request, read from the kernel (``/proc/PID/stat``).
+`running()` names every server process still alive, for a chapter's last cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import weakref
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .echo_servers import KINDS
+
+ROOT = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+_alive: weakref.WeakSet = weakref.WeakSet()
+
+
+def _python_env() -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHON_COLORS="0")
+    env.pop("PYTHONSTARTUP", None)
+    return env
+
+
+class EchoServer:
+    """One echo server process on 127.0.0.1; stopped when the `with` block ends."""
+
+    def __init__(self, kind: str, *options: str, timeout: float = 15.0):
+        if kind not in KINDS:
+            raise ValueError(f"unknown server kind {kind!r}; one of {', '.join(KINDS)}")
+        self.kind = kind
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "helpers.echo_servers", kind, *options], cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=_python_env())
+        _alive.add(self)
+        try:
+            self.port = self._read_port(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read_port(self, timeout: float) -> int:
+        import selectors
+
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.process.stdout, selectors.EVENT_READ)
+            if not sel.select(timeout):
+                raise TimeoutError(f"{self.kind} server did not start within {timeout:g} s")
+        line = self.process.stdout.readline()
+        if not line.strip().isdigit():
+            self.process.wait(timeout)
+            why = _last_line(self.process.stderr.read().decode(errors="replace"))
+            raise RuntimeError(f"{self.kind} server failed: {why}")
+        return int(line)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+    def rss_bytes(self) -> int:
+        """The server process's resident memory."""
+        return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * PAGE
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the server: close its stdin, then terminate, then kill if it lingers."""
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            stream.close()
+        _alive.discard(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self):
+        state = "running" if self.process.poll() is None else "stopped"
+        return f"<echo server {self.kind!r} {state}>"
+
+
+def _last_line(text: str) -> str:
+    """The exception line that ends a traceback, or what there is."""
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "(no message)"
+
+
+def running() -> list[str]:
+    """The kinds of the echo server processes this process started that still run."""
+    return sorted(s.kind for s in list(_alive) if s.process.poll() is None)
+
+
+def load(port: int, *, connections: int = 10, size: int = 1024, duration: float = 1.0,
+         warmup: float = 0.2, rate: float | None = None, nodelay: bool = True,
+         timeout: float | None = None) -> dict:
+    """Run the load generator against 127.0.0.1:`port` in a child process; its figures."""
+    args = [sys.executable, "-m", "helpers.loadgen", str(port), "--connections",
+            str(connections), "--size", str(size), "--duration", str(duration),
+            "--warmup", str(warmup)]
+    if rate:
+        args += ["--rate", str(rate)]
+    if not nodelay:
+        args.append("--no-nodelay")
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=_python_env(),
+                          timeout=timeout or duration + warmup + 30)
+    if done.returncode:
+        raise RuntimeError(f"load generator failed: {_last_line(done.stderr)}")
+    return json.loads(done.stdout)
+
+
+@dataclass
+class Result:
+    """Medians over repetitions of one server under one load."""
+
+    kind: str
+    size: int
+    connections: int
+    requests_per_s: float
+    p50_us: float
+    p99_us: float
+    cpu_us_per_request: float
+    repeats: int
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def measure(kind: str, *, size: int = 1024, connections: int = 10, duration: float = 1.0,
+            warmup: float = 0.2, repeats: int = 3, options: tuple = ()) -> Result:
+    """Start `kind`, load it `repeats` times, and return the medians."""
+    rates, p50s, p99s, cpus = [], [], [], []
+    with EchoServer(kind, *options) as server:
+        for _ in range(repeats):
+            load(server.port, connections=connections, size=size, duration=warmup,
+                 warmup=0)  # warm-up run: connections, caches, the allocator
+            before = server.cpu_seconds()
+            figures = load(server.port, connections=connections, size=size,
+                           duration=duration, warmup=0)
+            used = server.cpu_seconds() - before
+            rates.append(figures["requests_per_s"])
+            p50s.append(figures["p50_us"])
+            p99s.append(figures["p99_us"])
+            cpus.append(used / max(1, figures["requests"]) * 1e6)
+    return Result(kind, size, connections, statistics.median(rates),
+                  statistics.median(p50s), statistics.median(p99s),
+                  statistics.median(cpus), repeats)
+

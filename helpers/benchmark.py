@@ -9,8 +9,10 @@ adds the server's CPU time per request, read from the kernel (``/proc/PID/stat``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import selectors
 import statistics
 import subprocess
 import sys
@@ -51,13 +53,7 @@ class EchoServer:
             raise
 
     def _read_port(self, timeout: float) -> int:
-        import selectors
-
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.process.stdout, selectors.EVENT_READ)
-            if not sel.select(timeout):
-                raise TimeoutError(f"{self.kind} server did not start within {timeout:g} s")
-        line = self.process.stdout.readline()
+        line = _read_line(self.process.stdout, timeout, f"{self.kind} server")
         if not line.strip().isdigit():
             self.process.wait(timeout)
             why = _last_line(self.process.stderr.read().decode(errors="replace"))
@@ -76,6 +72,15 @@ class EchoServer:
     def rss_bytes(self) -> int:
         """The server process's resident memory."""
         return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * PAGE
+
+    def sockets(self) -> int:
+        """How many sockets the server process has open (its listener included)."""
+        fds = Path(f"/proc/{self.pid}/fd")
+        count = 0
+        for fd in fds.iterdir():
+            with contextlib.suppress(FileNotFoundError):  # closed while we looked
+                count += os.readlink(fd).startswith("socket:")
+        return count
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the server: close its stdin, then terminate, then kill if it lingers."""
@@ -99,6 +104,15 @@ class EchoServer:
     def __repr__(self):
         state = "running" if self.process.poll() is None else "stopped"
         return f"<echo server {self.kind!r} {state}>"
+
+
+def _read_line(stream, timeout: float, what: str) -> bytes:
+    """The next line of a child's stdout, or TimeoutError after `timeout` seconds."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            raise TimeoutError(f"{what}: not ready within {timeout:g} s")
+    return stream.readline()
 
 
 def _last_line(text: str) -> str:
@@ -128,6 +142,54 @@ def load(port: int, *, connections: int = 10, size: int = 1024, duration: float 
     if done.returncode:
         raise RuntimeError(f"load generator failed: {_last_line(done.stderr)}")
     return json.loads(done.stdout)
+
+
+class Held:
+    """`count` idle connections to 127.0.0.1:`port`, held by a child process until `close()`."""
+
+    def __init__(self, port: int, count: int, timeout: float = 60.0):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "helpers.loadgen", str(port), "--hold", str(count)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=_python_env())
+        try:
+            line = _read_line(self.process.stdout, timeout, f"{count} connections")
+            if not line:
+                self.process.wait(timeout)
+                raise RuntimeError("holding connections failed: "
+                                   + _last_line(self.process.stderr.read().decode()))
+            self.count = json.loads(line)["held"]
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def memory_per_connection(kind: str, count: int = 1000) -> float:
+    """Bytes of server memory each of `count` idle connections costs (resident, measured)."""
+    with EchoServer(kind) as server:
+        with Held(server.port, 10):  # warm: the first connections allocate once-only things
+            pass
+        before = server.rss_bytes()
+        with Held(server.port, count):
+            during = server.rss_bytes()
+    return (during - before) / count
 
 
 @dataclass
@@ -167,3 +229,50 @@ def measure(kind: str, *, size: int = 1024, connections: int = 10, duration: flo
                   statistics.median(p50s), statistics.median(p99s),
                   statistics.median(cpus), repeats)
 
+
+
+def reuse_port_split(kind: str = "twisted", processes: int = 2, count: int = 400) -> list[int]:
+    """Connections each of `processes` servers sharing one port (SO_REUSEPORT) was given."""
+    first = EchoServer(kind, "--reuse-port")
+    servers = [first]
+    try:
+        servers += [EchoServer(kind, "--reuse-port", "--port", str(first.port))
+                    for _ in range(processes - 1)]
+        baseline = [s.sockets() for s in servers]
+        with Held(first.port, count):
+            return [s.sockets() - b for s, b in zip(servers, baseline, strict=True)]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def loopback_ceiling(duration: float = 0.5, block: int = 256 * 1024) -> float:
+    """Bytes per second one TCP connection on loopback carries, one way, with no server
+    logic at all: the most any echo server here could move."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    sender = socket.create_connection(listener.getsockname())
+    receiver, _ = listener.accept()
+    listener.close()
+    received = 0
+
+    def drain():
+        nonlocal received
+        buffer = bytearray(block)
+        while n := receiver.recv_into(buffer):
+            received += n
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    data = bytes(block)
+    start = time.perf_counter()
+    while time.perf_counter() - start < duration:
+        sender.sendall(data)
+    sender.close()
+    reader.join(10)
+    seconds = time.perf_counter() - start
+    receiver.close()
+    return received / seconds

@@ -178,6 +178,16 @@ def serve_asyncio(sock, nodelay, kind="asyncio"):
     loop.close()
 
 
+def _most_open_files(most: int = 65536) -> None:
+    """Raise this process's soft open-file limit as far as allowed: servers hold many."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = most if hard == resource.RLIM_INFINITY else min(hard, most)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("kind", choices=KINDS)
@@ -186,6 +196,7 @@ def main(argv=None):
     parser.add_argument("--nodelay", action="store_true", help="set TCP_NODELAY on connections")
     parser.add_argument("--reuse-port", action="store_true", help="set SO_REUSEPORT")
     args = parser.parse_args(argv)
+    _most_open_files()
     sock = listening_socket(args.port, args.backlog, args.reuse_port)
     if args.kind == "threads":
         serve_threads(sock, args.nodelay)

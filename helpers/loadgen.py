@@ -10,6 +10,8 @@ arrives, so a slow server is asked less often, and the latencies it causes are p
 ("coordinated omission"). With ``--rate R`` the requests follow a fixed schedule instead (R
 per second in all, spread over the connections) and each latency is measured from the time
 the request was due, not from when it could be sent: queueing shows up in the percentiles.
+To send on time it spins between due times (epoll sleeps in whole milliseconds), so it
+keeps one core busy.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import heapq
 import json
 import selectors
 import socket
+import sys
 import time
 
 
@@ -107,6 +110,8 @@ def run(port: int, connections: int = 10, size: int = 1024, duration: float = 1.
                 if conns[i].sent == size:
                     sending.discard(i)
             timeout = 0 if sending else min(0.05, idle[0][0] - now) if idle else 0.05
+            if timeout < 0.002:  # epoll sleeps whole milliseconds: spin to send on time
+                timeout = 0
             for key, _ in sel.select(timeout=max(0.0, timeout)):
                 i = key.data
                 conn = conns[i]
@@ -132,6 +137,21 @@ def run(port: int, connections: int = 10, size: int = 1024, duration: float = 1.
             "rate": rate, "late": late, **percentiles(latencies)}
 
 
+def hold(port: int, count: int, *, batch: int = 500) -> list[socket.socket]:
+    """Open `count` connections, each proven served by a one-byte echo; return them."""
+    held = []
+    while len(held) < count:
+        group = [socket.create_connection(("127.0.0.1", port), timeout=30)
+                 for _ in range(min(batch, count - len(held)))]
+        for sock in group:  # a batch in flight at once: the listen backlog must hold it
+            sock.sendall(b"x")
+        for sock in group:
+            if sock.recv(1) != b"x":
+                raise ConnectionError("a held connection was not served")
+        held += group
+    return held
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("port", type=int)
@@ -141,7 +161,19 @@ def main(argv=None):
     parser.add_argument("--warmup", type=float, default=0.2)
     parser.add_argument("--rate", type=float, default=None, help="requests/s, fixed schedule")
     parser.add_argument("--no-nodelay", action="store_true", help="leave Nagle's algorithm on")
+    parser.add_argument("--hold", type=int, default=0, metavar="N",
+                        help="open N idle connections, print when ready, hold until stdin ends")
     args = parser.parse_args(argv)
+    if args.hold:
+        from .load import raise_open_file_limit
+
+        raise_open_file_limit(args.hold + 64)
+        held = hold(args.port, args.hold)
+        print(json.dumps({"held": len(held)}), flush=True)
+        sys.stdin.buffer.read()
+        for sock in held:
+            sock.close()
+        return
     result = run(args.port, args.connections, args.size, args.duration, args.warmup,
                  args.rate, nodelay=not args.no_nodelay)
     print(json.dumps(result))

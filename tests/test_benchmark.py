@@ -138,3 +138,27 @@ def test_load_reports_a_generator_failure():
         port = free.getsockname()[1]
     with pytest.raises(RuntimeError, match="load generator failed: .*ConnectionRefusedError"):
         benchmark.load(port, duration=0.1)
+
+
+def test_held_connections_are_served_counted_and_released():
+    with EchoServer("twisted") as server:
+        baseline = server.sockets()
+        with benchmark.Held(server.port, 300) as held:
+            assert held.count == 300
+            assert server.sockets() == baseline + 300
+        assert held.process.returncode == 0
+
+
+def test_memory_per_connection_is_measured_for_idle_connections():
+    per = benchmark.memory_per_connection("asyncio", 500)
+    assert 100 < per < 100_000  # bytes: some, and far less than a thread stack
+
+
+def test_reuse_port_spreads_connections_over_the_processes():
+    split = benchmark.reuse_port_split("asyncio", processes=2, count=200)
+    assert sum(split) == 200 and min(split) > 20  # the kernel hashes: roughly half each
+    assert running() == []
+
+
+def test_the_loopback_ceiling_is_measured():
+    assert benchmark.loopback_ceiling(0.1) > 50e6  # bytes/s: loopback moves at least this

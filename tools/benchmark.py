@@ -63,7 +63,8 @@ def main(argv=None):
     held = 1000 if quick else 10000
     started = time.monotonic()
     results = {"machine": machine(), "duration_s": duration, "repeats": repeats,
-               "by_size": [], "by_connections": [], "latency": [], "memory": {}}
+               "by_size": [], "by_connections": [], "one_connection_64k": [], "latency": [],
+               "memory": {}}
 
     for kind in KINDS:
         for size in sizes:
@@ -76,6 +77,10 @@ def main(argv=None):
                                     duration=duration, repeats=repeats).row()
             results["by_connections"].append(row)
             log(row)
+        row = benchmark.measure(kind, size=65536, connections=1, duration=duration,
+                                repeats=repeats).row()  # against the loopback ceiling
+        results["one_connection_64k"].append(row)
+        log(row)
         with benchmark.EchoServer(kind) as server:  # a fixed schedule: honest percentiles
             benchmark.load(server.port, duration=0.2, warmup=0)
             figures = benchmark.load(server.port, connections=10, size=1024,

@@ -1,0 +1,279 @@
+"""Checks for chapter 19 (performance).
+
+19.1 `FastTotal`: a Twisted protocol answering `ADD n` lines with the connection's running
+     total. Driven without a network (StringTransport): its answers must equal those of the
+     chapter's slow `RunningTotal` (kept here as the reference) for lines whole, split and
+     batched, and bad lines; each connection has its own total; and the CPU time of a batch
+     of requests must not grow with the requests the connection made before (the 20,001st
+     to the 22,000th against the first 2,000, best of three, within a factor of 3).
+19.2 `ask(sock, header, body, reply_size=2)`: a plain-socket client of a server that answers
+     once header and body are in. Checked on a real loopback connection: the bytes the server
+     got, in order (a body of 8 MiB included), the whole reply when it comes in pieces and
+     nothing after it, and a median time per request under 5 ms (Nagle with delayed ACKs
+     makes it about 40 ms).
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import statistics
+import threading
+import time
+
+from . import exercise, fail, require, run_answer, show
+
+BATCH = 2000  # 19.1: requests per timed batch
+BEFORE = 20000  # 19.1: requests made between the first and the last timed batch
+GROWTH = 3.0  # 19.1: how much slower the late batch may be than the early one
+SLOW = 1.5  # 19.1: seconds of CPU for the 20,000 requests between (a right answer: 0.1 s)
+NAGLE_MS = 5.0  # 19.2: a request slower than this waited for an ACK
+ASK_LIMIT = 2.0  # 19.2: seconds one call of ask() may take
+SEND_LIMIT = 1.0  # 19.2: seconds to send 8 MiB on loopback and read 2 bytes (needs 0.05)
+
+
+# -- 19.1 -----------------------------------------------------------------------------------
+
+total = exercise("19.1", "Find the hot spot")
+
+
+def _reference():
+    """The chapter's RunningTotal: right answers, slow."""
+    from twisted.internet.protocol import Protocol
+
+    class RunningTotal(Protocol):
+        def connectionMade(self):
+            self.buffer, self.added = b"", []
+
+        def dataReceived(self, data):
+            self.buffer += data
+            *lines, self.buffer = self.buffer.split(b"\n")
+            for line in lines:
+                command, _, number = line.strip().partition(b" ")
+                try:
+                    if command != b"ADD":
+                        raise ValueError
+                    self.added.append(int(number))
+                except ValueError:
+                    self.transport.write(b"ERR expected ADD n\n")
+                    continue
+                self.transport.write(b"%d\n" % sum(self.added))
+
+    return RunningTotal
+
+
+def _connect(protocol_class):
+    from twisted.internet.testing import StringTransport
+
+    protocol = protocol_class()
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def _answers(protocol_class, pieces):
+    protocol, transport = _connect(protocol_class)
+    for piece in pieces:
+        protocol.dataReceived(piece)
+    return transport.value()
+
+
+CASES = [
+    ("one line", [b"ADD 5\n"]),
+    ("three lines in one read", [b"ADD 5\nADD -2\nADD 40\n"]),
+    ("a line cut in two reads", [b"ADD 1", b"2\nADD 3\n"]),
+    ("every byte a read of its own", [bytes([b]) for b in b"ADD 7\nADD -3\nADD 100\n"]),
+    ("bad lines between good ones", [b"ADD 5\nhello\nADD x\nADD\nSUB 3\n\nADD 1\n"]),
+    ("a line not finished yet", [b"ADD 5\nADD 6"]),
+    ("spaces and CRLF", [b"  ADD 9\r\nADD  4\n"]),
+]
+
+
+@total.check("answers", "the same answers as RunningTotal, however the lines arrive",
+             hint="Keep the part of a line that has not ended yet for the next read, and"
+                  " answer a bad line without touching the total.")
+def _same_answers(fast):
+    slow = _reference()
+    for what, pieces in CASES:
+        want, got = _answers(slow, pieces), _answers(fast, pieces)
+        require(got == want, f"{what} ({show(b''.join(pieces))}): RunningTotal answers"
+                             f" {show(want)}, yours {show(got)}")
+
+
+@total.check("per-connection", "each connection has its own total",
+             hint="Where does your total live? Two connections are two protocol objects.")
+def _per_connection(fast):
+    first, first_out = _connect(fast)
+    second, second_out = _connect(fast)
+    first.dataReceived(b"ADD 5\n")
+    second.dataReceived(b"ADD 100\n")
+    first.dataReceived(b"ADD 1\n")
+    require((first_out.value(), second_out.value()) == (b"5\n6\n", b"100\n"),
+            "two connections, the first adds 5 then 1, the second 100: the first got"
+            f" {show(first_out.value())}, the second {show(second_out.value())}"
+            " (expected b'5\\n6\\n' and b'100\\n')")
+    third, third_out = _connect(fast)
+    third.dataReceived(b"ADD 1\n")
+    require(third_out.value() == b"1\n", "a new connection must start from 0; after"
+            f" others added, its ADD 1 got {show(third_out.value())}")
+
+
+def _batch_seconds(protocol, transport, n):
+    line = b"ADD 1\n"
+    started = time.process_time()
+    for _ in range(n):
+        protocol.dataReceived(line)
+    spent = time.process_time() - started
+    transport.clear()
+    return spent
+
+
+@total.check("constant-cost", "a request costs the same after 20,000 requests as at first",
+             hint="Profile it: what does each request do that grows with every request"
+                  " before it? Keep what each answer needs, not the history that produced"
+                  " it.")
+def _constant_cost(fast):
+    early = []
+    for _ in range(3):  # best of three: a context switch cannot fail a good answer
+        protocol, transport = _connect(fast)
+        early.append(_batch_seconds(protocol, transport, BATCH))
+    protocol, transport = _connect(fast)
+    spent = 0.0
+    for done in range(BATCH, BEFORE + 1, BATCH):
+        spent += _batch_seconds(protocol, transport, BATCH)
+        require(spent < SLOW, f"{BATCH:,} requests on a new connection took"
+                              f" {min(early) * 1e3:.1f} ms of CPU; the first {done:,} on one"
+                              f" connection took {spent:.1f} s")
+    late = [_batch_seconds(protocol, transport, BATCH) for _ in range(3)]
+    # the late batches come after BEFORE + 1 ... requests on the same connection
+    ratio = min(late) / max(min(early), 1e-6)
+    require(ratio <= GROWTH,
+            f"{BATCH:,} requests on a new connection took {min(early) * 1e3:.1f} ms of CPU;"
+            f" the same {BATCH:,} after {BEFORE:,} earlier requests took"
+            f" {min(late) * 1e3:.1f} ms, {ratio:.0f} times as long")
+
+
+# -- 19.2 -----------------------------------------------------------------------------------
+
+ask = exercise("19.2", "No more 40 ms")
+
+
+class _TwoPart:
+    """A server thread: reads header and body (their sizes given), answers `reply` in the
+    pieces given, and keeps what it read in `.got`; one connection, `requests` requests."""
+
+    def __init__(self, header_size, body_size, reply_pieces, requests=1):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sizes, self.reply_pieces, self.requests = (header_size, body_size), \
+            reply_pieces, requests
+        self.got, self.received = [], 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, name="helpers-ch19-two-part",
+                                       daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(3)
+            try:
+                for _ in range(self.requests):
+                    wanted, data = sum(self.sizes), bytearray()
+                    while len(data) < wanted:
+                        chunk = conn.recv(min(1 << 20, wanted - len(data)))
+                        if not chunk:
+                            return
+                        data += chunk
+                        self.received = len(data)
+                    self.got.append(bytes(data))
+                    for i, piece in enumerate(self.reply_pieces):
+                        if i:
+                            time.sleep(0.005)  # the reply in pieces, as a network delivers it
+                        conn.sendall(piece)
+            except OSError:
+                pass
+            finally:
+                self.done.set()
+
+    def client(self):
+        return socket.create_connection(("127.0.0.1", self.port), timeout=3)
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(5)
+
+
+def _call(fn, sock, header, body, reply_size):
+    what = f"ask(sock, {show(header, 20)}, <{len(body):,} bytes>, reply_size={reply_size})"
+    outcome = run_answer(lambda: fn(sock, header, body, reply_size=reply_size),
+                         limit=ASK_LIMIT, release=lambda: sock.shutdown(socket.SHUT_RDWR),
+                         what=what)
+    if not outcome.ok:
+        fail(f"{what} {outcome}")
+    return outcome.value
+
+
+@ask.check("sends", "the server gets header then body, whole, even 8 MiB of body",
+           hint="send() may take only part of what you give it; and the order matters.")
+def _sends(fn):
+    for header, body in [(b"HEAD", b"bodybody"), (b"H" * 16, bytes(range(256)) * 32768)]:
+        server = _TwoPart(len(header), len(body), [b"ok"])
+        total = len(header) + len(body)
+        try:
+            with server.client() as sock:
+                try:
+                    outcome = run_answer(functools.partial(fn, sock, header, body, reply_size=2),
+                                         limit=SEND_LIMIT,
+                                         release=lambda: sock.shutdown(socket.SHUT_RDWR))
+                    ended = "returned" if outcome.ok else str(outcome)
+                except AssertionError:  # still running: released
+                    outcome, ended = None, f"was still waiting after {SEND_LIMIT:g} s"
+                require(not server.got or server.got[0] == header + body,
+                        f"with a body of {len(body):,} bytes the server got the right number of"
+                        f" bytes in the wrong order: they start {show(server.got[0][:12])},"
+                        f" not {show((header + body)[:12])}" if server.got else "")
+                require(server.got, f"with a body of {len(body):,} bytes the server got"
+                                    f" {server.received:,} of the {total:,} bytes and was"
+                                    f" still waiting for the rest; ask() {ended}")
+                require(outcome is not None and outcome.ok, f"ask() {ended}")
+        finally:
+            server.close()
+
+
+@ask.check("reply", "returns the whole reply when it comes in pieces, and nothing more",
+           hint="One recv() returns what has arrived so far, which may be part of the reply.")
+def _reply(fn):
+    server = _TwoPart(4, 8, [b"AB", b"CDE", b"Fnext"], requests=1)
+    try:
+        with server.client() as sock:
+            got = _call(fn, sock, b"HEAD", b"bodybody", 6)
+            require(got == b"ABCDEF", f"the 6-byte reply ABCDEF came as AB, CDE, then F with"
+                                      f" the next reply's first bytes (5 ms apart); ask()"
+                                      f" returned {show(got)}")
+    finally:
+        server.close()
+
+
+@ask.check("fast", "a request takes well under a millisecond, not 40 ms",
+           hint="What does the kernel do with a small write while an earlier one is not yet"
+                " acknowledged? Chapter 19, section 8.")
+def _fast(fn):
+    n = 9
+    server = _TwoPart(4, 8, [b"ok"], requests=n)
+    try:
+        with server.client() as sock:
+            times = []
+            for _ in range(n):
+                started = time.perf_counter()
+                got = _call(fn, sock, b"HEAD", b"bodybody", 2)
+                times.append((time.perf_counter() - started) * 1e3)
+                require(got == b"ok", f"ask() returned {show(got)}, expected b'ok'")
+    finally:
+        server.close()
+    median = statistics.median(times)
+    require(median < NAGLE_MS, f"{n} requests on one connection: median {median:.1f} ms per"
+                               f" request (loopback answers in a twentieth of that)")

@@ -21,6 +21,9 @@ import store_notebooks as store  # noqa: E402
 NOTEBOOKS = store.chapters()
 NAMES = [p.name for p in NOTEBOOKS]
 INDEX = ROOT / "notebooks" / "00_index.ipynb"
+# Chapters teach and run things; the appendix (99, the glossary) is reference text only.
+CHAPTERS = [p for p in NOTEBOOKS[1:] if not p.name.startswith("99")]
+APPENDIX = [p for p in NOTEBOOKS if p.name.startswith("99")]
 SECTIONS = ["What you will learn", "Prerequisites", "Common mistakes", "Summary", "Exercises"]
 FORBIDDEN = {
     "an absolute path": re.compile(r"(/root/|/home/|/work/|/tmp/|/usr/|/opt/|site-packages"
@@ -229,7 +232,7 @@ def test_every_local_link_resolves(path):
     assert broken_links(path, load(path)) == []
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS[1:], ids=NAMES[1:])
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
 def test_chapter_has_the_house_sections(path):
     assert missing_sections(load(path)) == []
 
@@ -239,9 +242,18 @@ def test_checker_cells_show_no_hint_before_an_attempt(path):
     assert checker_problems(load(path)) == []
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+@pytest.mark.parametrize("path", [NOTEBOOKS[0], *CHAPTERS], ids=["00_index.ipynb", *[
+    p.name for p in CHAPTERS]])
 def test_last_cell_stops_everything_and_shows_it(path):
     assert teardown_problems(load(path)) == []
+
+
+@pytest.mark.parametrize("path", APPENDIX, ids=[p.name for p in APPENDIX])
+def test_the_appendix_links_every_chapter_and_runs_nothing(path):
+    nb = load(path)
+    assert code_cells(nb) == []
+    linked = set(re.findall(r"\]\((\d\d_\w+\.ipynb)\)", markdown(nb)))
+    assert {p.name for p in CHAPTERS} - linked == set()
 
 
 def test_index_and_readme_list_every_notebook_once():

@@ -123,10 +123,10 @@ def serve_twisted(sock, nodelay, uvloop=False):
             self.transport.write(data)
 
     sock.setblocking(False)
-    reactor.adoptStreamPort(sock.fileno(), socket.AF_INET,
-                            protocol.Factory.forProtocol(Echo))
-    announce(sock)
-    sock.close()  # Twisted holds its own copy of the descriptor
+    port = reactor.adoptStreamPort(sock.fileno(), socket.AF_INET,
+                                   protocol.Factory.forProtocol(Echo))
+    sock.close()  # Twisted holds its own copy of the descriptor: closed before we announce
+    print(port.getHost().port, flush=True)
     when_stdin_ends(lambda: reactor.callFromThread(reactor.stop))
     reactor.run()
 

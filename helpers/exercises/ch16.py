@@ -1,0 +1,341 @@
+"""Checks for chapter 16 (asyncio for Twisted users).
+
+16.1 async shout(reader, writer)          -- a streams handler: lines upper-cased, drain,
+                                             close at end of stream, overlong line refused
+16.2 async echo_all(address, messages)    -- one connection per message, all at once
+
+`check()` is synchronous: called from a cell, it blocks the kernel's loop until it returns
+(chapter 16, section 3). So the reader's coroutines never run on the kernel's loop here:
+each check starts a `LoopThread` (a loop in a background thread, chapter 16, section 6),
+serves or runs the reader's code on it, talks to it with blocking sockets from the check's
+thread, and stops the loop and its servers before it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import socket
+import time
+
+from ..aio import LoopThread, serve_streams
+from . import exercise, fail, require, show
+from .answers import resource_warnings
+from .framework import describe_error, note_raised
+from .wire import Client
+
+LIMIT = 64  # the StreamReader limit the checker serves 16.1 with
+DELAY = 0.3  # how long 16.2's echo server waits before each echo
+TOTAL = 4 << 20  # what the client of the "drain" check sends without reading
+
+
+@contextlib.contextmanager
+def _loop_thread():
+    """A LoopThread for one check. On the way out, what is still pending on it (a server's
+    close that a blocked loop never ran, and the handlers it closes) is given a second to
+    finish, so that no listening socket outlives the check."""
+    lt = LoopThread("helpers-ch16-check")
+    try:
+        yield lt
+    finally:
+        loop = lt.loop
+        loop.call_soon_threadsafe(loop.stop)
+        lt.thread.join(2)
+        if not lt.thread.is_alive():  # else the reader's code blocks it: leave it be
+            with contextlib.suppress(Exception):
+                pending = asyncio.all_tasks(loop)
+                if pending:
+                    loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
+            loop.close()
+
+
+def _why(raised) -> str:
+    return "".join(f"; your handler raised {describe_error(e)}" for e in raised)
+
+
+# -- 16.1 -------------------------------------------------------------------
+
+shout_ex = exercise("16.1", "A line server that survives bad input")
+
+
+@contextlib.contextmanager
+def _serving_shout(handler):
+    """The reader's handler, served with limit=LIMIT on a loop thread; yields the server,
+    with `.raised` (what the handler raised; its connection is then reset)."""
+    raised = []
+
+    async def run(reader, writer):
+        sock = writer.get_extra_info("socket")  # small kernel buffers: what the server
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)  # queues shows at once
+        try:
+            result = handler(reader, writer)
+            require(inspect.isawaitable(result), f"shout(reader, writer) returned"
+                    f" {show(result)}, not a coroutine: define it with `async def`")
+            await result
+        except Exception as exc:
+            raised.append(exc)
+            note_raised(exc)
+            writer.transport.abort()
+
+    with _loop_thread() as lt:
+        server = lt.run(serve_streams("ch16-check-shout", run, limit=LIMIT, loop=lt.loop))
+        server.raised = raised
+        try:
+            yield server
+        finally:
+            with contextlib.suppress(Exception):
+                server.stop(1.0)
+
+
+@shout_ex.check("replies", "each line comes back upper-cased, however the lines arrive",
+                hint="Read line by line (`await reader.readuntil(b\"\\n\")`), not chunk by"
+                     " chunk: three lines can come in one write, and one line in two.")
+def _replies(fn):
+    with _serving_shout(fn) as server, Client(server.port) as client:
+        client.send(b"hello\nworld\nthree in one\n")
+        got = client.read_exactly(len(b"HELLO\nWORLD\nTHREE IN ONE\n"))
+        require(got.data == b"HELLO\nWORLD\nTHREE IN ONE\n",
+                f"sent b'hello\\nworld\\nthree in one\\n' in one write: {got}, expected"
+                f" b'HELLO\\nWORLD\\nTHREE IN ONE\\n'{_why(server.raised)}")
+        client.send(b"spl")
+        early = client.read_exactly(1, timeout=0.2)
+        require(not early.data, f"sent b'spl' (no newline yet): {early}, expected nothing"
+                " until the line is complete")
+        client.send(b"it\n")
+        got = client.read_exactly(6)
+        require(got.data == b"SPLIT\n", f"sent b'spl' then b'it\\n': {got}, expected"
+                f" b'SPLIT\\n'{_why(server.raised)}")
+
+
+@shout_ex.check("closes-at-eof", "at the end of the stream the server closes the connection",
+                hint="The reading call tells you the stream ended (an empty result, or"
+                     " IncompleteReadError with nothing partial); then close the writer.")
+def _closes_at_eof(fn):
+    with _serving_shout(fn) as server, Client(server.port) as client:
+        client.send(b"last\n")
+        client.shutdown_write()
+        got = client.read_to_end()
+        require(got.data == b"LAST\n" and got.ending == "closed",
+                f"sent b'last\\n' and ended the stream: {got}, expected b'LAST\\n', then"
+                f" the connection closed{_why(server.raised)}")
+
+
+@shout_ex.check("overlong", f"a line over {LIMIT} bytes gets b'ERR line too long\\n', then"
+                " the close; earlier lines keep their replies",
+                hint="readuntil raises asyncio.LimitOverrunError past the limit (readline"
+                     " turns it into ValueError). Catch it, write the error, and close: the"
+                     " rest of the buffer is still the same overlong line.")
+def _overlong(fn):
+    with _serving_shout(fn) as server, Client(server.port) as client:
+        client.send(b"ok\n" + b"x" * (3 * LIMIT) + b"\nafter\n")
+        got = client.read_to_end()
+        want = b"OK\nERR line too long\n"
+        require(got.data == want and got.ending == "closed",
+                f"sent b'ok\\n', a {3 * LIMIT}-byte line, then b'after\\n': {got}, expected"
+                f" {show(want)}, then the connection closed{_why(server.raised)}")
+
+
+@shout_ex.check("drain", "a client that stops reading cannot make the server buffer without"
+                " bound",
+                hint="writer.write() only queues. `await writer.drain()` after each reply"
+                     " waits while the queue is above its high-water mark.")
+def _drain(fn):
+    line = b"y" * (LIMIT - 4) + b"\n"
+    with _serving_shout(fn) as server:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        try:
+            sock.connect(server.address)
+            sock.setblocking(False)
+            chunk, sent, stuck_since = line * 1024, 0, None
+            while sent < TOTAL:
+                try:
+                    sent += sock.send(chunk)
+                    stuck_since = None
+                except ConnectionError as exc:
+                    fail(f"a client sending many lines without reading the replies: after"
+                         f" {sent} bytes, {describe_error(exc)}{_why(server.raised)}")
+                except BlockingIOError:
+                    stuck_since = stuck_since or time.monotonic()
+                    if time.monotonic() - stuck_since > 0.3:
+                        break
+                    time.sleep(0.002)
+            queued = _max_queued(server, 1.0 if sent >= TOTAL else 0.1)
+        finally:
+            sock.close()
+        require(queued < TOTAL // 8, f"a client sent {sent / 2**20:.1f} MiB of lines and read"
+                f" none of the replies: the server read them all and queued"
+                f" {queued / 2**20:.1f} MiB of replies in memory{_why(server.raised)}")
+
+
+def _max_queued(server, seconds):
+    """The largest write buffer of the server's connections, watched for `seconds`."""
+    async def watch():
+        most, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end and most < TOTAL // 8:
+            sizes = [t.get_write_buffer_size() for t in list(server._live)]
+            most = max([most, *sizes])
+            await asyncio.sleep(0.01)
+        return most
+
+    return asyncio.run_coroutine_threadsafe(watch(), server.loop).result(seconds + 2)
+
+
+@shout_ex.check("concurrent", "a client in the middle of a line does not hold up another",
+                hint="Wait only with `await`: a blocking call (time.sleep, a socket's recv)"
+                     " stops every connection on the loop.")
+def _concurrent(fn):
+    with _serving_shout(fn) as server, Client(server.port) as first:
+        first.send(b"half a li")
+        with Client(server.port) as second:
+            second.send(b"second\n")
+            got = second.read_exactly(7)
+            require(got.data == b"SECOND\n", "while a first client had sent half a line, a"
+                    f" second sent b'second\\n': {got}, expected b'SECOND\\n'"
+                    f"{_why(server.raised)}")
+
+
+# -- 16.2 -------------------------------------------------------------------
+
+echo_all_ex = exercise("16.2", "Many echoes at once")
+
+
+def _echo_server(lt, *, split=False, cut=False):
+    """A delayed echo server on `lt`; `.stats` counts connections (open, most at once)."""
+    stats = {"open": 0, "most": 0, "total": 0}
+
+    async def handler(reader, writer):
+        stats["open"] += 1
+        stats["total"] += 1
+        stats["most"] = max(stats["most"], stats["open"])
+        try:
+            while data := await reader.read(4096):
+                await asyncio.sleep(DELAY)
+                if cut:
+                    writer.write(data[: len(data) // 2])
+                    break
+                if split:
+                    writer.write(data[:2])
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+                    data = data[2:]
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            stats["open"] -= 1
+            writer.close()
+
+    server = lt.run(serve_streams("ch16-check-echo", handler, loop=lt.loop))
+    server.stats = stats
+    return server
+
+
+def _call(fn, lt, address, messages, timeout=3.0):
+    result = fn(address, messages)
+    if not inspect.isawaitable(result):
+        fail(f"echo_all(address, messages) returned {show(result)}, not a coroutine: define"
+             " it with `async def`")
+
+    async def run():
+        return await result
+
+    try:
+        return lt.run(run(), timeout)
+    except TimeoutError:
+        fail(f"echo_all did not return within {timeout:g} s")
+    except Exception as exc:
+        note_raised(exc)
+        raise
+
+
+@contextlib.contextmanager
+def _with_echo(**kwargs):
+    with _loop_thread() as lt:
+        server = _echo_server(lt, **kwargs)
+        try:
+            yield lt, server
+        finally:
+            with contextlib.suppress(Exception):
+                server.stop(1.0)
+
+
+MESSAGES = [b"alpha\n", b"bravo!\n", b"charlie\n", b"delta\n", "échos\n".encode()]
+
+
+@echo_all_ex.check("echoes", "returns every echo, in the order of the messages",
+                   hint="Return a list: the echo of messages[0] first, and so on, whatever"
+                        " order they finished in (asyncio.gather keeps the order).")
+def _echoes(fn):
+    with _with_echo() as (lt, server):
+        got = _call(fn, lt, server.address, MESSAGES)
+    require(got == MESSAGES, f"echo_all(address, {MESSAGES}) returned {show(got, 200)}")
+
+
+@echo_all_ex.check("concurrent", "the connections are open at the same time",
+                   hint="Start every exchange before waiting for any: make one coroutine per"
+                        " message and await them together (asyncio.gather).")
+def _concurrent_echoes(fn):
+    with _with_echo() as (lt, server):
+        start = time.monotonic()
+        _call(fn, lt, server.address, MESSAGES)
+        took = time.monotonic() - start
+    stats = server.stats
+    require(stats["most"] == len(MESSAGES) and took < 2 * DELAY,
+            f"{len(MESSAGES)} messages, each echoed after {DELAY:g} s: your function took"
+            f" {took:.1f} s, with at most {stats['most']} connection(s) open at once (all"
+            f" {len(MESSAGES)} at once would take about {DELAY:g} s)")
+
+
+@echo_all_ex.check("whole-echo", "reads each echo in full, however the stream splits it",
+                   hint="reader.read(n) returns what has arrived, up to n bytes;"
+                        " readexactly(n) waits for all n.")
+def _whole_echo(fn):
+    with _with_echo(split=True) as (lt, server):
+        got = _call(fn, lt, server.address, MESSAGES[:2])
+    require(got == MESSAGES[:2], "the server sent each echo in two pieces, 50 ms apart:"
+            f" echo_all returned {show(got, 200)}, expected {MESSAGES[:2]}")
+
+
+@echo_all_ex.check("closes", "closes every connection it opened",
+                   hint="writer.close() (and await writer.wait_closed()) once the echo is in;"
+                        " a writer you drop is closed only by the garbage collector.")
+def _closes(fn):
+    with _with_echo() as (lt, server), resource_warnings("unclosed") as unclosed:
+        _call(fn, lt, server.address, MESSAGES[:3])
+        still = server.stats["open"] if lt.run(_settled(server)) else None
+    left = len([u for u in unclosed if "StreamWriter" in u or "transport" in u])
+    require(not left, f"echo_all returned and left {left} of its 3 connections for the"
+            f" garbage collector to close (ResourceWarning: {unclosed[0][:60] if left else ''}...)")
+    require(not still, f"1 s after echo_all returned, {still} of its 3 connections were"
+            " still open")
+
+
+async def _settled(server):
+    """True once the echo server has no open connection (at most 1 s)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            while server.stats["open"]:
+                await asyncio.sleep(0.005)
+    return True
+
+
+@echo_all_ex.check("incomplete", "a server that closes early makes it raise"
+                   " IncompleteReadError",
+                   hint="Do not catch the error or return what arrived: readexactly raises"
+                        " IncompleteReadError when the stream ends short; let it propagate.")
+def _incomplete(fn):
+    with _with_echo(cut=True) as (lt, server):
+        try:
+            got = _call(fn, lt, server.address, [b"abcdefgh\n"])
+        except asyncio.IncompleteReadError:
+            return
+        except AssertionError:
+            raise
+        except Exception as exc:
+            fail(f"the server echoed half of b'abcdefgh\\n' and closed: echo_all raised"
+                 f" {describe_error(exc)}, expected IncompleteReadError")
+    fail(f"the server echoed half of b'abcdefgh\\n' and closed: echo_all returned"
+         f" {show(got)}, expected it to raise IncompleteReadError")

@@ -1,0 +1,285 @@
+"""Checks for chapter 18 (threads and executors).
+
+18.1 make_lookup_factory(lookup) -> factory         -- blocking lookups off the reactor
+18.2 async map_in_processes(fn, items, workers=2)   -- a process pool awaited from asyncio
+
+18.1 serves the reader's factory on loopback with a lookup that blocks, talks to it from two
+clients while a heartbeat runs in the reactor, and records which thread made each write.
+18.2 runs the reader's coroutine on a fresh asyncio loop in the check's thread, with functions
+from notebooks/workers18.py, while a heartbeat task runs on that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import itertools
+import multiprocessing
+import threading
+import time
+
+from .. import reactor as _reactor
+from ..servers import serve
+from . import exercise, observation, require, show
+from .wire import Client
+
+
+def _longest_gap(beats):
+    return max((b - a for a, b in itertools.pairwise(beats)), default=0.0)
+
+
+# -- 18.1 -------------------------------------------------------------------
+
+lookup_server = exercise("18.1", "A lookup server that never blocks the reactor")
+
+SLOW, QUICK, OTHER = 0.2, 0.02, 0.2   # how long the checker's lookups block
+ALL_AT_ONCE = 0.36                    # all three answers by then, if lookups overlap
+
+
+def _lookup(key):
+    if key == "bad":
+        raise LookupError("no such key")
+    time.sleep({"slow": SLOW, "fast": QUICK}.get(key, OTHER))
+    return key.upper()
+
+
+def _recording(factory):
+    """Wrap the reader's factory: every write through a transport notes its thread."""
+    from twisted.protocols import policies
+
+    class Recorder(policies.ProtocolWrapper):
+        def write(self, data):
+            self.factory.writers.add(threading.current_thread().name)
+            super().write(data)
+
+        def writeSequence(self, data):
+            self.factory.writers.add(threading.current_thread().name)
+            super().writeSequence(data)
+
+    class Recording(policies.WrappingFactory):
+        protocol = Recorder
+
+        def __init__(self, wrapped):
+            super().__init__(wrapped)
+            self.writers = set()
+
+    return Recording(factory)
+
+
+def _lines(client, n, timeout):
+    got = []
+    for _ in range(n):
+        received = client.read_until(b"\n", timeout)
+        if received.ending != "complete":
+            got.append(f"<{received}>")
+            break
+        got.append(received.data.decode(errors="replace").rstrip("\r\n"))
+    return got
+
+
+@observation
+def _lookup_session(make_factory):
+    from twisted.internet import task
+
+    factory = make_factory(_lookup)
+    require(factory is not None and hasattr(factory, "buildProtocol"),
+            f"make_lookup_factory(lookup) returned {show(factory)}, expected a factory")
+    recording = _recording(factory)
+    reactor = _reactor.start()
+    beats = []
+    heartbeat = task.LoopingCall(lambda: beats.append(reactor.seconds()))
+    _reactor.call(lambda: heartbeat.start(0.02) and None)
+    try:
+        with serve("ch18-check-lookup", recording) as server, \
+                Client(server.port) as a, Client(server.port) as b:
+            began = time.monotonic()
+            a.send(b"slow\nfast\r\n")
+            b.send(b"b\n")
+            first_a = _lines(a, 2, 1.5)
+            first_b = _lines(b, 1, 1.5)
+            all_three = time.monotonic() - began
+            a.send(b"bad\n")
+            after_error = _lines(a, 1, 0.5)
+            a.send(b"c\n")
+            after_error += _lines(a, 1, 1.0)
+    finally:
+        _reactor.call(heartbeat.stop)
+    return dict(a=first_a, b=first_b, seconds=all_three, error=after_error,
+                gap=_longest_gap(beats), writers=recording.writers)
+
+
+@lookup_server.check("answers", "KEY=VALUE for each line (\\n or \\r\\n), an error line"
+                     " when lookup raises, and the connection stays open",
+                     hint="Strip the line end before calling lookup; an exception in a thread"
+                          " arrives as a failure of the Deferred: add an errback that answers.")
+def _answers(make_factory):
+    seen = _lookup_session(make_factory)
+    require(sorted(seen["a"]) == ["fast=FAST", "slow=SLOW"],
+            f"one client sent b'slow\\nfast\\r\\n' and read {seen['a']},"
+            " expected the lines 'slow=SLOW' and 'fast=FAST'")
+    require(seen["b"] == ["b=B"], f"a second client sent b'b\\n' and read {seen['b']},"
+            " expected ['b=B']")
+    require(seen["error"] == ["bad: error: no such key", "c=C"],
+            f"lookup('bad') raises LookupError('no such key'); then the client sent b'c\\n':"
+            f" it read {seen['error']}, expected ['bad: error: no such key', 'c=C']")
+
+
+@lookup_server.check("never-blocks", "the reactor keeps running while lookups block",
+                     hint="lookup blocks: call it in a thread (deferToThread), never in"
+                          " lineReceived itself.")
+def _never_blocks(make_factory):
+    seen = _lookup_session(make_factory)
+    require(seen["gap"] < 0.12,
+            f"a heartbeat in the reactor, due every 20 ms, was silent for"
+            f" {seen['gap'] * 1000:.0f} ms while lookups ran: lookup ran in the reactor thread")
+
+
+@lookup_server.check("concurrent", "lookups for different clients run at the same time",
+                     hint="Each lookup needs a thread of its own; do not make one client's"
+                          " lookup wait for another client's.")
+def _concurrent(make_factory):
+    seen = _lookup_session(make_factory)
+    require(seen["seconds"] < ALL_AT_ONCE,
+            f"two clients' lookups blocking {SLOW:g} s, {QUICK:g} s and {OTHER:g} s were all"
+            f" answered after {seen['seconds']:.2f} s, expected under {ALL_AT_ONCE:g} s:"
+            " they ran one after the other")
+
+
+@lookup_server.check("in-order", "answers on one connection come in the order of the requests",
+                     hint="A later lookup can finish first. Chain each answer after the"
+                          " previous one on that connection (keep the last Deferred).")
+def _in_order(make_factory):
+    seen = _lookup_session(make_factory)
+    require(seen["a"] == ["slow=SLOW", "fast=FAST"],
+            f"a client sent b'slow\\nfast\\r\\n' in one write (slow takes {SLOW:g} s, fast"
+            f" {QUICK:g} s) and read {seen['a']}, expected ['slow=SLOW', 'fast=FAST']")
+
+
+@lookup_server.check("reactor-writes", "every write happens in the reactor thread",
+                     hint="Let the worker return the value; write it in a callback of the"
+                          " Deferred (or through reactor.callFromThread), not in the worker.")
+def _reactor_writes(make_factory):
+    seen = _lookup_session(make_factory)
+    others = sorted(seen["writers"] - {"CrochetReactor"})
+    require(not others, f"transport.write was called from thread(s) {others}, not only the"
+            " reactor thread: Twisted is not thread-safe")
+
+
+# -- 18.2 -------------------------------------------------------------------
+
+process_map = exercise("18.2", "A process pool from asyncio")
+
+NAP = 0.2        # each of two jobs blocks this long
+BOTH_BY = 0.38   # both done by then if they ran at once (pool start-up included)
+
+
+def workers():
+    """notebooks/workers18.py: `notebooks.workers18`, importable here and in spawned children
+    (the editable install puts the repository on sys.path)."""
+    return importlib.import_module("notebooks.workers18")
+
+
+async def _with_heartbeat(coro, beats):
+    loop = asyncio.get_running_loop()
+
+    async def beat():
+        while True:
+            beats.append(loop.time())
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(beat())
+    await asyncio.sleep(0)  # the first beat, before the answer runs
+    try:
+        return await asyncio.wait_for(coro, 4)
+    finally:
+        beats.append(loop.time())  # the gap up to the end counts too
+        ticker.cancel()
+
+
+def _run(answer, fn, items, **kwargs):
+    """Run the answer on a fresh loop: (outcome, seconds, beats, children left)."""
+    from .answers import Outcome
+
+    before = set(multiprocessing.active_children())
+    beats, began, left = [], time.monotonic(), []
+    try:
+        coro = answer(fn, items, **kwargs)
+        require(asyncio.iscoroutine(coro),
+                f"map_in_processes(...) returned {show(coro)}, expected a coroutine"
+                " (define it with async def)")
+        outcome = Outcome("returned", asyncio.run(_with_heartbeat(coro, beats)))
+    except AssertionError:
+        raise
+    except Exception as exc:
+        from .framework import note_raised
+
+        note_raised(exc)
+        outcome = Outcome("raised", exc)
+    finally:
+        seconds = time.monotonic() - began
+        left = [p for p in multiprocessing.active_children() if p not in before]
+        for p in left:  # a pool nobody shut down: end its workers here
+            p.terminate()
+            p.join(2)
+    return outcome, seconds, _longest_gap(beats), len(left)
+
+
+@observation
+def _naps(answer):
+    return _run(answer, workers().nap_pid, [NAP, NAP], workers=2)
+
+
+@process_map.check("results", "fn(item) for every item, in the order of items",
+                   hint="Submit every item before awaiting any result, then gather them in"
+                        " the order you submitted them.")
+def _results(answer):
+    outcome, *_ = _run(answer, workers().square, [3, 1, 2, 5])
+    require(outcome.kind == "returned" and outcome.value == [9, 1, 4, 25],
+            f"map_in_processes(square, [3, 1, 2, 5]) {outcome}, expected [9, 1, 4, 25]")
+
+
+@process_map.check("processes", "the jobs run in other processes, at the same time",
+                   hint="A ProcessPoolExecutor with max_workers=workers; threads share this"
+                        " process (and its GIL).")
+def _processes(answer):
+    import os
+
+    outcome, seconds, _, _ = _naps(answer)
+    require(outcome.kind == "returned" and isinstance(outcome.value, list),
+            f"map_in_processes(nap_pid, [{NAP}, {NAP}], workers=2) {outcome}")
+    pids = outcome.value
+    require(os.getpid() not in pids, f"the jobs ran in this process (pids {pids}, this"
+            f" process is {os.getpid()}): use processes, not threads")
+    require(len(set(pids)) == 2 and seconds < BOTH_BY,
+            f"two jobs of {NAP:g} s with workers=2 took {seconds:.2f} s in {len(set(pids))}"
+            f" process(es), expected two processes and under {BOTH_BY:g} s")
+
+
+@process_map.check("loop-runs", "the event loop keeps running while the jobs run",
+                   hint="Waiting on a future or on pool.map blocks the loop; await"
+                        " loop.run_in_executor(...) (or asyncio.wrap_future) instead.")
+def _loop_runs(answer):
+    outcome, _, gap, _ = _naps(answer)
+    require(outcome.ok, f"map_in_processes(nap_pid, [{NAP}, {NAP}], workers=2) {outcome}")
+    require(gap < 0.1, f"a task on the same loop, due every 10 ms, was silent for"
+            f" {gap * 1000:.0f} ms while the jobs ran: the coroutine blocked the loop")
+
+
+@process_map.check("raises", "an exception in fn is raised by the coroutine",
+                   hint="Awaiting a job's future raises what fn raised; let it propagate.")
+def _raises(answer):
+    outcome, _, _, left = _run(answer, workers().check_positive, [1, -2, 3])
+    require(outcome.is_error(ValueError) and "negative: -2" in str(outcome.error),
+            f"map_in_processes(check_positive, [1, -2, 3]) {outcome}, expected it to raise"
+            " ValueError: negative: -2")
+    require(left == 0, f"after the exception, {left} worker process(es) were still running:"
+            " shut the pool down on the way out too (with ... as pool:)")
+
+
+@process_map.check("shut-down", "the pool is shut down when the coroutine returns",
+                   hint="Use the executor as a context manager (with), or call shutdown().")
+def _shut_down(answer):
+    outcome, _, _, left = _naps(answer)
+    require(outcome.ok, f"map_in_processes(nap_pid, [{NAP}, {NAP}], workers=2) {outcome}")
+    require(left == 0, f"after map_in_processes returned, {left} worker process(es) of its"
+            " pool were still running: the pool was never shut down")

@@ -1,0 +1,234 @@
+"""Chapter 16 exercises: learners' mistakes fail the check that names them, with a
+message that names the cause (reference solutions: tests/test_exercises.py)."""
+
+import asyncio
+import threading
+
+import pytest
+
+from helpers import check, servers
+from helpers.exercises import ch16
+from solutions.ch16 import SOLUTIONS, echo_all, shout
+
+
+def no_check_threads_left():
+    return not [t for t in threading.enumerate() if t.name == "helpers-ch16-check"]
+
+
+def test_the_stub_is_not_attempted_and_shows_no_hint():
+    async def stub(*args, **kwargs):
+        raise NotImplementedError("your code here")
+
+    for exercise_id in sorted(SOLUTIONS):
+        report = check(exercise_id, stub)
+        assert not report.attempted, repr(report)
+        assert "hint" not in repr(report)
+
+
+def test_the_checks_leave_no_server_and_no_loop_thread():
+    for exercise_id, answer in SOLUTIONS.items():
+        assert check(exercise_id, answer).passed
+    assert repr(servers()) == "No servers running."
+    assert no_check_threads_left()
+
+
+# -- 16.1 -------------------------------------------------------------------
+
+
+def test_a_plain_function_is_not_a_handler():
+    def sync_shout(reader, writer):
+        writer.close()
+
+    report = check("16.1", sync_shout)
+    assert report.attempted
+    assert "replies" in report.failed
+    assert "not a coroutine: define it with `async def`" in report.message("replies")
+
+
+def test_without_drain_only_the_drain_check_fails():
+    async def no_drain(reader, writer):
+        try:
+            while True:
+                writer.write((await reader.readuntil(b"\n")).upper())
+        except asyncio.IncompleteReadError:
+            pass
+        except asyncio.LimitOverrunError:
+            writer.write(b"ERR line too long\n")
+        finally:
+            writer.close()
+
+    report = check("16.1", no_drain)
+    assert report.failed == {"drain"}
+    assert "read none of the replies: the server read them all and queued" in (
+        report.message("drain"))
+
+
+def test_readline_turns_the_limit_into_valueerror():
+    async def with_readline(reader, writer):
+        try:
+            while line := await reader.readline():
+                writer.write(line.upper())
+                await writer.drain()
+        except asyncio.LimitOverrunError:
+            writer.write(b"ERR line too long\n")
+        finally:
+            writer.close()
+
+    report = check("16.1", with_readline)
+    assert report.failed == {"overlong"}
+    message = report.message("overlong")
+    assert message.startswith("sent b'ok\\n', a 192-byte line, then b'after\\n': got"
+                              " b'OK\\n', then the connection")
+    assert message.endswith("; your handler raised ValueError: Separator is found, but chunk"
+                            " is longer than limit")
+
+
+def test_going_on_after_the_overlong_line_fails():
+    async def carries_on(reader, writer):
+        errors = 0
+        try:
+            while True:
+                try:
+                    line = await reader.readuntil(b"\n")
+                except asyncio.LimitOverrunError:
+                    writer.write(b"ERR line too long\n")
+                    errors += 1
+                    if errors > 3:  # the same line, again and again
+                        break
+                    continue
+                writer.write(line.upper())
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
+
+    report = check("16.1", carries_on)
+    assert report.failed == {"overlong"}
+    assert report.message("overlong").startswith(
+        "sent b'ok\\n', a 192-byte line, then b'after\\n': got b'OK\\nERR line too long\\nERR")
+
+
+def test_chunks_instead_of_lines_fail():
+    async def chunks(reader, writer):
+        while data := await reader.read(4096):
+            writer.write(data.upper())
+            await writer.drain()
+        writer.close()
+
+    report = check("16.1", chunks)
+    assert {"replies", "overlong"} <= report.failed
+    assert report.message("replies").startswith(
+        "sent b'spl' (no newline yet): got b'S', expected nothing")
+
+
+def test_not_closing_at_the_end_of_the_stream_fails():
+    async def stays_open(reader, writer):
+        try:
+            while True:
+                writer.write((await reader.readuntil(b"\n")).upper())
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            return  # forgot writer.close()
+        except asyncio.LimitOverrunError:
+            writer.write(b"ERR line too long\n")
+            writer.close()
+
+    report = check("16.1", stays_open)
+    assert report.failed == {"closes-at-eof"}
+    assert report.message("closes-at-eof").startswith(
+        "sent b'last\\n' and ended the stream: got b'LAST\\n', then nothing more for 1 s")
+
+
+def test_one_client_at_a_time_fails_concurrency():
+    lock = asyncio.Lock()  # "protects" the handler: serves one connection at a time
+
+    async def serialised(reader, writer):
+        async with lock:
+            await shout(reader, writer)
+
+    report = check("16.1", serialised)
+    assert report.failed == {"concurrent"}
+    assert "a second sent b'second\\n': got nothing, then nothing more for 1 s" in (
+        report.message("concurrent"))
+
+
+# -- 16.2 -------------------------------------------------------------------
+
+
+@pytest.fixture
+def short_delay(monkeypatch):
+    """16.2's echo server waits 0.1 s before each echo (0.3 s in the notebook)."""
+    monkeypatch.setattr(ch16, "DELAY", 0.1)
+
+
+def test_a_plain_function_is_not_a_coroutine():
+    def sync_echo_all(address, messages):
+        return list(messages)
+
+    report = check("16.2", sync_echo_all)
+    assert report.attempted and report.failed == {
+        "echoes", "concurrent", "whole-echo", "closes", "incomplete"}
+    assert report.message("echoes").endswith("not a coroutine: define it with `async def`")
+
+
+def test_one_after_the_other_fails_only_concurrency(short_delay):
+    async def sequential(address, messages):
+        results = []
+        for message in messages:
+            results.append((await echo_all(address, [message]))[0])
+        return results
+
+    report = check("16.2", sequential)
+    assert report.failed == {"concurrent"}
+    assert "with at most 1 connection(s) open at once" in report.message("concurrent")
+
+
+def test_read_n_instead_of_readexactly_fails(short_delay):
+    async def read_n(address, messages):
+        async def one(message):
+            reader, writer = await asyncio.open_connection(*address)
+            writer.write(message)
+            echo = await reader.read(len(message))
+            writer.close()
+            await writer.wait_closed()
+            return echo
+
+        return await asyncio.gather(*(one(m) for m in messages))
+
+    report = check("16.2", read_n)
+    assert "whole-echo" in report.failed
+    assert report.message("whole-echo").startswith(
+        "the server sent each echo in two pieces, 50 ms apart: echo_all returned"
+        " [b'al', b'br']")
+    assert "incomplete" in report.failed  # read() returns the half instead of raising
+
+
+def test_not_closing_fails(short_delay):
+    async def leaves_open(address, messages):
+        async def one(message):
+            reader, writer = await asyncio.open_connection(*address)
+            writer.write(message)
+            return await reader.readexactly(len(message))
+
+        return await asyncio.gather(*(one(m) for m in messages))
+
+    report = check("16.2", leaves_open)
+    assert report.failed == {"closes"}
+    assert report.message("closes").startswith(
+        "echo_all returned and left 3 of its 3 connections for the garbage collector to"
+        " close (ResourceWarning: unclosed <StreamWriter")
+
+
+def test_swallowing_the_incomplete_read_fails(short_delay):
+    async def swallows(address, messages):
+        try:
+            return await echo_all(address, messages)
+        except asyncio.IncompleteReadError as e:
+            return [e.partial]
+
+    report = check("16.2", swallows)
+    assert report.failed == {"incomplete"}
+    assert report.message("incomplete") == (
+        "the server echoed half of b'abcdefgh\\n' and closed: echo_all returned [b'abcd'],"
+        " expected it to raise IncompleteReadError")

@@ -46,8 +46,8 @@ class AsyncioServer(Server):
             done.result(timeout)
         except concurrent.futures.TimeoutError:
             done.cancel()
-            raise TimeoutError(f"server {self.name!r}: connections still open after"
-                               f" {timeout:g} s") from None
+            raise TimeoutError(f"server {self.name!r}: not closed after {timeout:g} s (its"
+                               " loop is blocked, or a connection would not close)") from None
 
     def _close_now(self):
         """Close without waiting for the loop: listener closed, connections shut down."""

@@ -202,7 +202,8 @@ def test_stored_by_the_project_command(path):
     assert not_in_stored_form(path, path.read_text(encoding="utf-8")) == []
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+@pytest.mark.parametrize("path", [NOTEBOOKS[0], *CHAPTERS], ids=["00_index.ipynb", *[
+    p.name for p in CHAPTERS]])
 def test_executed_top_to_bottom_with_outputs(path):
     assert execution_problems(load(path)) == []
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from .echo_servers import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
+STORED_RUN = ROOT / "notebooks" / "data" / "benchmark_full_run.json"  # tools/benchmark.py
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 _alive: weakref.WeakSet = weakref.WeakSet()
@@ -113,6 +114,11 @@ def _read_line(stream, timeout: float, what: str) -> bytes:
         if not sel.select(timeout):
             raise TimeoutError(f"{what}: not ready within {timeout:g} s")
     return stream.readline()
+
+
+def stored_run() -> dict:
+    """The full run that tools/benchmark.py stored with the series."""
+    return json.loads(STORED_RUN.read_text(encoding="utf-8"))
 
 
 def _last_line(text: str) -> str:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from helpers import benchmark  # noqa: E402
 from helpers.echo_servers import KINDS  # noqa: E402
 
-DEFAULT_OUT = ROOT / "notebooks" / "data" / "benchmark_full_run.json"
+DEFAULT_OUT = benchmark.STORED_RUN
 
 
 def machine() -> dict:

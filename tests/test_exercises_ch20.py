@@ -496,7 +496,7 @@ def test_every_record_of_the_answer_taken_for_an_address_fails_cname():
 
     report = check("20.3", resolver_lookup(
         lambda server, t: client.Resolver(servers=[server], timeout=(t,)), every))
-    assert report.failed == {"cname"}
+    assert "cname" in report.failed  # a busy machine may also time out the 1 s lookups
     assert report.message("cname").startswith(
         "ipv4_addresses(server, 'web.example.test', 1.0): the Deferred failed with"
         " AttributeError: 'Record_CNAME' object has no attribute 'dottedQuad'")

@@ -84,16 +84,8 @@ class EchoServer:
         return count
 
     def stop(self, timeout: float = 5.0) -> None:
-        """End the server: close its stdin, then terminate, then kill if it lingers."""
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            stream.close()
+        """End the server: close its stdin, then kill it if it lingers."""
+        _end(self.process, timeout)
         _alive.discard(self)
 
     def __enter__(self):
@@ -105,6 +97,19 @@ class EchoServer:
     def __repr__(self):
         state = "running" if self.process.poll() is None else "stopped"
         return f"<echo server {self.kind!r} {state}>"
+
+
+def _end(process: subprocess.Popen, timeout: float) -> None:
+    """End a child that stops when its stdin closes: close it, kill the child if it lingers."""
+    if process.poll() is None:
+        process.stdin.close()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+    for stream in (process.stdin, process.stdout, process.stderr):
+        stream.close()
 
 
 def _read_line(stream, timeout: float, what: str) -> bytes:
@@ -170,15 +175,7 @@ class Held:
             raise
 
     def close(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            stream.close()
+        _end(self.process, timeout)
 
     def __enter__(self):
         return self

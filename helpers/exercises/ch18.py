@@ -12,6 +12,8 @@ from notebooks/workers18.py, while a heartbeat task runs on that loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import importlib
 import itertools
 import multiprocessing
@@ -196,31 +198,55 @@ async def _with_heartbeat(coro, beats):
         ticker.cancel()
 
 
+@contextlib.contextmanager
+def _pools_kept():
+    """Hold every ProcessPoolExecutor made meanwhile: a pool the answer drops without
+    shutting it down would otherwise be shut down by the garbage collector, sooner or
+    later, and the check would see its workers or not by chance."""
+    cls, made = concurrent.futures.ProcessPoolExecutor, []
+    original = cls.__init__
+
+    def keep(self, *args, **kwargs):
+        made.append(self)
+        original(self, *args, **kwargs)
+
+    cls.__init__ = keep
+    try:
+        yield made
+    finally:
+        cls.__init__ = original
+
+
 def _run(answer, fn, items, **kwargs):
     """Run the answer on a fresh loop: (outcome, seconds, beats, children left)."""
     from .answers import Outcome
 
     before = set(multiprocessing.active_children())
     beats, began, left = [], time.monotonic(), []
-    try:
-        coro = answer(fn, items, **kwargs)
-        require(asyncio.iscoroutine(coro),
-                f"map_in_processes(...) returned {show(coro)}, expected a coroutine"
-                " (define it with async def)")
-        outcome = Outcome("returned", asyncio.run(_with_heartbeat(coro, beats)))
-    except AssertionError:
-        raise
-    except Exception as exc:
-        from .framework import note_raised
+    with _pools_kept() as pools:
+        try:
+            coro = answer(fn, items, **kwargs)
+            require(asyncio.iscoroutine(coro),
+                    f"map_in_processes(...) returned {show(coro)}, expected a coroutine"
+                    " (define it with async def)")
+            outcome = Outcome("returned", asyncio.run(_with_heartbeat(coro, beats)))
+        except AssertionError:
+            raise
+        except Exception as exc:
+            from .framework import note_raised
 
-        note_raised(exc)
-        outcome = Outcome("raised", exc)
-    finally:
-        seconds = time.monotonic() - began
-        left = [p for p in multiprocessing.active_children() if p not in before]
-        for p in left:  # a pool nobody shut down: end its workers here
-            p.terminate()
-            p.join(2)
+            note_raised(exc)
+            outcome = Outcome("raised", exc)
+        finally:
+            seconds = time.monotonic() - began
+            left = [p for p in multiprocessing.active_children() if p not in before]
+            for pool in pools:  # a pool nobody shut down: end it here
+                pool.shutdown(wait=True, cancel_futures=True)
+            for p in left:
+                p.join(2)
+                if p.is_alive():
+                    p.terminate()
+                    p.join(2)
     return outcome, seconds, _longest_gap(beats), len(left)
 
 

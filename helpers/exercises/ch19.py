@@ -156,6 +156,7 @@ def _constant_cost(fast):
 # -- 19.2 -----------------------------------------------------------------------------------
 
 ask = exercise("19.2", "No more 40 ms")
+SMALL_BUFFER = 1 << 16
 
 
 class _TwoPart:
@@ -163,7 +164,11 @@ class _TwoPart:
     pieces given, and keeps what it read in `.got`; one connection, `requests` requests."""
 
     def __init__(self, header_size, body_size, reply_pieces, requests=1):
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.socket()
+        # Small buffers, as on a real network: one send() cannot take 8 MiB at once.
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
         self.port = self.listener.getsockname()[1]
         self.sizes, self.reply_pieces, self.requests = (header_size, body_size), \
             reply_pieces, requests
@@ -200,7 +205,11 @@ class _TwoPart:
                 self.done.set()
 
     def client(self):
-        return socket.create_connection(("127.0.0.1", self.port), timeout=3)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+        sock.settimeout(3)
+        sock.connect(("127.0.0.1", self.port))
+        return sock
 
     def close(self):
         self.listener.close()

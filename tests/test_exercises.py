@@ -17,6 +17,8 @@ from helpers.exercises.wire import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION_MODULES = sorted(p.stem for p in (ROOT / "solutions").glob("ch[0-9][0-9].py"))
+# Checked where Twisted runs on asyncio, as in the chapter's kernel (tests/asyncio_reactor/).
+ASYNCIO_REACTOR_ONLY = {"ch17"}
 
 EVEN = exercise("99.1", "an even number")
 
@@ -243,7 +245,7 @@ def test_fail_and_require_raise_assertion_errors_even_under_dash_o():
     require(True, "never raised")
 
 
-@pytest.mark.parametrize("module", SOLUTION_MODULES)
+@pytest.mark.parametrize("module", sorted(set(SOLUTION_MODULES) - ASYNCIO_REACTOR_ONLY))
 def test_every_reference_solution_passes_its_checker(module):
     solutions = importlib.import_module(f"solutions.{module}").SOLUTIONS
     assert solutions, f"solutions/{module}.py has no SOLUTIONS"

@@ -1,0 +1,321 @@
+"""Checks for chapter 17 (Twisted and asyncio together).
+
+17.1 as_deferred(coro_fn) -> fn returning a Deferred   -- asyncio code callable from Twisted
+17.2 async ask_all(port, lines, timeout=2)             -- a Twisted client awaited from asyncio
+
+Both need the kernel of chapter 17: Twisted running on an asyncio loop (its first cell). 17.1
+calls the reader's function in the reactor thread, as Twisted code would; 17.2 runs the
+reader's coroutine as a task on the reactor's loop, against Twisted line servers that answer
+late, never, or hang up part-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from ..reactor import installed_reactor
+from ..servers import serve
+from . import exercise, fail, require, settle, show
+from .answers import Outcome, require_deferred
+from .framework import describe_error, note_raised
+
+
+def _reactor_loop():
+    """The reactor's asyncio loop; fail plainly when this kernel runs another reactor."""
+    if installed_reactor() != "AsyncioSelectorReactor":
+        fail(f"this kernel runs Twisted's {installed_reactor() or 'no'} reactor, not the"
+             " asyncio one: restart the kernel and run the chapter's first cell first")
+    from twisted.internet import reactor
+
+    return reactor._asyncioEventloop
+
+
+# -- 17.1 -------------------------------------------------------------------
+
+bridge = exercise("17.1", "asyncio code callable from Twisted")
+
+
+def _start(answer, coro_fn, *args, limit=1.0, then=None):
+    """In the reactor thread: answer(coro_fn)(*args), a Deferred; `then(d)` right after.
+    Returns the Outcome of that Deferred (waited for `limit` seconds)."""
+    what = f"as_deferred({coro_fn.__name__})({', '.join(map(repr, args))})"
+
+    def make():
+        d = require_deferred(answer(coro_fn)(*args), what)
+        if then is not None:
+            then(d)
+        return d
+
+    return settle(make, limit=limit, what=what)
+
+
+@bridge.check("result", "the Deferred fires with the result of a coroutine that awaits asyncio",
+              hint="Twisted's own coroutine runner knows only Deferreds. Let asyncio run the"
+                   " coroutine (a task on the running loop), and wrap what asyncio gives you.")
+def _result(answer):
+    async def double(n):
+        await asyncio.sleep(0.01)
+        return 2 * n
+
+    outcome = _start(answer, double, 21)
+    require(outcome.kind == "fired" and outcome.value == 42,
+            f"as_deferred(double)(21), where double awaits asyncio.sleep(0.01) and returns"
+            f" 2 * n: the Deferred {outcome}, expected it to fire with 42")
+
+
+@bridge.check("failure", "an exception in the coroutine fails the Deferred with it",
+              hint="The exception must reach the Deferred's errbacks, not vanish in a"
+                   " callback of the task.")
+def _failure(answer):
+    async def refuse(key):
+        await asyncio.sleep(0)
+        raise KeyError(key)
+
+    outcome = _start(answer, refuse, "nope")
+    require(outcome.kind == "failed" and isinstance(outcome.value, KeyError),
+            f"as_deferred(refuse)('nope'), where refuse raises KeyError('nope'): the Deferred"
+            f" {outcome}, expected it to fail with that KeyError")
+
+
+@bridge.check("reactor-loop", "the coroutine starts at once, on the reactor's loop, in the"
+              " reactor thread",
+              hint="Code in the reactor thread already has a running asyncio loop: the"
+                   " reactor's. No other thread or loop is needed.")
+def _reactor_loop_check(answer):
+    loop = _reactor_loop()
+    seen = []
+
+    async def where():
+        seen.append((threading.current_thread().name, asyncio.get_running_loop()))
+        return "here"
+
+    reactor_thread = []
+    outcome = _start(answer, where, then=lambda d: reactor_thread.append(
+        threading.current_thread().name))
+    require(outcome.ok, f"as_deferred(where)(): the Deferred {outcome}")
+    require(seen, "the coroutine never ran")
+    thread, ran_on = seen[0]
+    require(ran_on is loop and thread == reactor_thread[0],
+            f"the coroutine ran in thread {thread!r} on"
+            f" {'the reactor' if ran_on is loop else 'another'} loop; expected the reactor"
+            f" thread {reactor_thread[0]!r} and the reactor's loop")
+
+
+@bridge.check("cancel", "cancelling the Deferred cancels the coroutine",
+              hint="A Deferred made by hand knows nothing of the task behind it. One of"
+                   " the chapter's bridges passes cancel() on to the future it wraps.")
+def _cancel(answer):
+    from twisted.internet import reactor
+
+    got = []
+
+    async def waits(seconds):
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            got.append("was cancelled")
+            raise
+        except BaseException as exc:
+            got.append(f"raised {describe_error(exc)}")
+            raise
+        got.append("was never cancelled and finished its 0.5 s")
+        return "finished"
+
+    def cancel_soon(d):
+        reactor.callLater(0.05, d.cancel)
+
+    started = time.monotonic()
+    outcome = _start(answer, waits, 0.5, then=cancel_soon)
+    if not got:  # let the coroutine finish, if nothing stopped it
+        deadline = time.monotonic() + 1.0
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+    require(got == ["was cancelled"],
+            f"as_deferred(waits)(0.5), cancelled after 0.05 s: the coroutine"
+            f" {got[0] if got else 'never ended'}")
+    require(outcome.kind == "failed" and time.monotonic() - started < 0.4,
+            f"as_deferred(waits)(0.5), cancelled after 0.05 s: the Deferred {outcome},"
+            " expected it to fail with a CancelledError at once")
+
+
+# -- 17.2 -------------------------------------------------------------------
+
+ask = exercise("17.2", "Many questions, one connection, from asyncio")
+
+STEP = 0.05  # the checker's servers answer each line this long after the one before
+
+
+def _line_server(name, *, answer_lines=None, step=STEP):
+    """A Twisted line server: each line is answered upper-cased, one every `step`
+    seconds, in order; `answer_lines` (if given) answers only that many and then closes,
+    or (0) never answers. `.log` records what happened, in the reactor thread."""
+    from twisted.internet import protocol, reactor
+    from twisted.protocols import basic
+
+    log = []
+
+    class Answer(basic.LineReceiver):
+        delimiter = b"\n"
+
+        def connectionMade(self):
+            self.pending, self.answered, self.timer = [], 0, None
+            log.append(("connected", time.monotonic()))
+
+        def lineReceived(self, line):
+            log.append(("line", line.decode()))
+            self.pending.append(line)
+            if self.timer is None and answer_lines != 0:
+                self.timer = reactor.callLater(step, self.reply)
+
+        def reply(self):
+            self.timer = None
+            line = self.pending.pop(0)
+            log.append(("reply", line.decode()))
+            self.transport.write(line.upper() + b"\n")
+            self.answered += 1
+            if answer_lines is not None and self.answered >= answer_lines:
+                self.transport.loseConnection()
+            elif self.pending:
+                self.timer = reactor.callLater(step, self.reply)
+
+        def connectionLost(self, reason):
+            if self.timer is not None and self.timer.active():
+                self.timer.cancel()
+            log.append(("closed", time.monotonic()))
+
+    server = serve(name, protocol.Factory.forProtocol(Answer))
+    server.log = log
+    return server
+
+
+def _ask(answer, port, lines, timeout, limit):
+    """Run ask_all(port, lines, timeout) as a task on the reactor's loop: an Outcome."""
+    loop = _reactor_loop()
+    what = f"ask_all(port, {lines!r}, timeout={timeout})"
+    try:
+        coro = answer(port, lines, timeout=timeout)
+    except Exception as exc:
+        note_raised(exc)
+        return Outcome("raised", exc), what
+    require(asyncio.iscoroutine(coro), f"{what} returned {show(coro)}, expected a coroutine"
+                                       " (define it with async def)")
+    started = time.monotonic()
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        value = future.result(limit)
+    except TimeoutError:
+        if not future.done():
+            loop.call_soon_threadsafe(future.cancel)
+            fail(f"{what} was still running after {limit:g} s")
+        return _raised(future, started), what
+    except BaseException:
+        return _raised(future, started), what
+    return Outcome("returned", value, time.monotonic() - started), what
+
+
+def _raised(future, started):
+    exc = future.exception()
+    note_raised(exc)
+    return Outcome("raised", exc, time.monotonic() - started)
+
+
+def _closed_within(server, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if any(kind == "closed" for kind, _ in server.log):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+LINES = ["alpha", "beta", "gamma"]
+
+
+@ask.check("replies", "returns every reply, in the order of the lines",
+           hint="Each ask() gives a Deferred; an asyncio task cannot await a Deferred itself."
+                " Section 3 turns one into something it can await.")
+def _replies(answer):
+    server = _line_server("ch17-check-replies")
+    try:
+        outcome, what = _ask(answer, server.port, LINES, 2, 3)
+        require(outcome.kind == "returned" and outcome.value == [s.upper() for s in LINES],
+                f"{what} against a server that answers each line upper-cased: {outcome},"
+                f" expected {[s.upper() for s in LINES]!r}")
+    finally:
+        server.stop()
+
+
+@ask.check("at-once", "every line is sent before the first reply comes back",
+           hint="Ask everything first, and only then wait for the answers, all together.")
+def _at_once(answer):
+    server = _line_server("ch17-check-at-once")
+    try:
+        outcome, what = _ask(answer, server.port, LINES, 2, 3)
+        require(outcome.ok, f"{what}: {outcome}")
+        order = [kind for kind, _ in server.log if kind in ("line", "reply")]
+        first_reply = order.index("reply") if "reply" in order else len(order)
+        require(order[:first_reply].count("line") == len(LINES),
+                f"{what}: the server got {order[:first_reply].count('line')} line(s) before"
+                f" its first reply, then the rest one by one: the lines were sent one at a"
+                f" time, each after the previous reply ({len(LINES) * STEP:.2f} s instead of"
+                f" {STEP:.2f} s)")
+    finally:
+        server.stop()
+
+
+@ask.check("closes", "the connection is closed after the replies",
+           hint="Whatever happens after connecting, the transport must be closed before the"
+                " coroutine ends: think of `finally`.")
+def _closes(answer):
+    server = _line_server("ch17-check-closes")
+    try:
+        outcome, what = _ask(answer, server.port, ["one"], 2, 3)
+        require(outcome.ok, f"{what}: {outcome}")
+        require(_closed_within(server, 0.5), f"{what} returned {show(outcome.value)}, and a"
+                " second later the connection was still open")
+    finally:
+        server.stop()
+
+
+@ask.check("timeout", "replies not all in within `timeout` s: TimeoutError, connection closed",
+           hint="One deadline for all the replies together, not one per reply; when it"
+                " passes, the connection still has to be closed.")
+def _timeout(answer):
+    never = _line_server("ch17-check-never", answer_lines=0)
+    try:
+        outcome, what = _ask(answer, never.port, ["hello?"], 0.3, 1.5)
+        require(outcome.is_error(TimeoutError),
+                f"{what} against a server that never answers: {outcome}, expected"
+                f" TimeoutError")
+        require(outcome.seconds < 1.0, f"{what} raised TimeoutError after"
+                                       f" {outcome.seconds:.1f} s, expected about 0.3 s")
+        require(_closed_within(never, 0.5), f"{what} raised TimeoutError and left the"
+                " connection open")
+    finally:
+        never.stop()
+    slow = _line_server("ch17-check-slow", step=0.2)
+    try:
+        outcome, what = _ask(answer, slow.port, ["a", "b", "c", "d"], 0.5, 2)
+        require(outcome.is_error(TimeoutError),
+                f"{what} against a server that answers one line every 0.2 s (all four after"
+                f" 0.8 s): {outcome}, expected TimeoutError at 0.5 s")
+    finally:
+        slow.stop()
+
+
+@ask.check("hang-up", "a server that hangs up part-way: an exception, not a partial list",
+           hint="When the connection is lost, LineClient fails every Deferred still waiting;"
+                " let that failure reach your caller.")
+def _hang_up(answer):
+    from twisted.internet import error
+
+    server = _line_server("ch17-check-hang-up", answer_lines=1, step=0.05)
+    try:
+        outcome, what = _ask(answer, server.port, LINES, 2, 3)
+        require(outcome.is_error((error.ConnectionClosed, ConnectionError)),
+                f"{what} against a server that answers the first line and hangs up:"
+                f" {outcome}, expected the exception of the lost connection, at once")
+    finally:
+        server.stop()

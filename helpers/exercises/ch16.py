@@ -161,7 +161,7 @@ def _drain(fn):
                     if time.monotonic() - stuck_since > 0.3:
                         break
                     time.sleep(0.002)
-            queued = _max_queued(server, 1.0 if sent >= TOTAL else 0.1)
+            queued = _max_queued(server, 5.0 if sent >= TOTAL else 0.1)
         finally:
             sock.close()
         require(queued < TOTAL // 8, f"a client sent {sent / 2**20:.1f} MiB of lines and read"
@@ -170,12 +170,19 @@ def _drain(fn):
 
 
 def _max_queued(server, seconds):
-    """The largest write buffer of the server's connections, watched for `seconds`."""
+    """The largest write buffer of the server's connections, watched until it passes
+    TOTAL // 8, or stays the same for 0.3 s (the server stopped reading, or read it all),
+    or `seconds` pass. (How fast a server reads what is queued differs between Pythons.)"""
     async def watch():
         most, end = 0, time.monotonic() + seconds
+        last, steady_since = None, time.monotonic()
         while time.monotonic() < end and most < TOTAL // 8:
             sizes = [t.get_write_buffer_size() for t in list(server._live)]
             most = max([most, *sizes])
+            if sizes != last:
+                last, steady_since = sizes, time.monotonic()
+            elif time.monotonic() - steady_since > 0.3:
+                break
             await asyncio.sleep(0.01)
         return most
 

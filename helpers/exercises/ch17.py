@@ -12,6 +12,7 @@ late, never, or hang up part-way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -147,7 +148,8 @@ ask = exercise("17.2", "Many questions, one connection, from asyncio")
 STEP = 0.05  # the checker's servers answer each line this long after the one before
 
 
-def _line_server(name, *, answer_lines=None, step=STEP):
+@contextlib.contextmanager
+def _serving_lines(name, *, answer_lines=None, step=STEP):
     """A Twisted line server: each line is answered upper-cased, one every `step`
     seconds, in order; `answer_lines` (if given) answers only that many and then closes,
     or (0) never answers. `.log` records what happened, in the reactor thread."""
@@ -187,7 +189,10 @@ def _line_server(name, *, answer_lines=None, step=STEP):
 
     server = serve(name, protocol.Factory.forProtocol(Answer))
     server.log = log
-    return server
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _ask(answer, port, lines, timeout, limit):
@@ -237,21 +242,17 @@ LINES = ["alpha", "beta", "gamma"]
            hint="Each ask() gives a Deferred; an asyncio task cannot await a Deferred itself."
                 " Section 3 turns one into something it can await.")
 def _replies(answer):
-    server = _line_server("ch17-check-replies")
-    try:
+    with _serving_lines("ch17-check-replies") as server:
         outcome, what = _ask(answer, server.port, LINES, 2, 3)
         require(outcome.kind == "returned" and outcome.value == [s.upper() for s in LINES],
                 f"{what} against a server that answers each line upper-cased: {outcome},"
                 f" expected {[s.upper() for s in LINES]!r}")
-    finally:
-        server.stop()
 
 
 @ask.check("at-once", "every line is sent before the first reply comes back",
            hint="Ask everything first, and only then wait for the answers, all together.")
 def _at_once(answer):
-    server = _line_server("ch17-check-at-once")
-    try:
+    with _serving_lines("ch17-check-at-once") as server:
         outcome, what = _ask(answer, server.port, LINES, 2, 3)
         require(outcome.ok, f"{what}: {outcome}")
         order = [kind for kind, _ in server.log if kind in ("line", "reply")]
@@ -261,30 +262,24 @@ def _at_once(answer):
                 f" its first reply, then the rest one by one: the lines were sent one at a"
                 f" time, each after the previous reply ({len(LINES) * STEP:.2f} s instead of"
                 f" {STEP:.2f} s)")
-    finally:
-        server.stop()
 
 
 @ask.check("closes", "the connection is closed after the replies",
            hint="Whatever happens after connecting, the transport must be closed before the"
                 " coroutine ends: think of `finally`.")
 def _closes(answer):
-    server = _line_server("ch17-check-closes")
-    try:
+    with _serving_lines("ch17-check-closes") as server:
         outcome, what = _ask(answer, server.port, ["one"], 2, 3)
         require(outcome.ok, f"{what}: {outcome}")
         require(_closed_within(server, 0.5), f"{what} returned {show(outcome.value)}, and a"
-                " second later the connection was still open")
-    finally:
-        server.stop()
+                " half a second later the connection was still open")
 
 
 @ask.check("timeout", "replies not all in within `timeout` s: TimeoutError, connection closed",
            hint="One deadline for all the replies together, not one per reply; when it"
                 " passes, the connection still has to be closed.")
 def _timeout(answer):
-    never = _line_server("ch17-check-never", answer_lines=0)
-    try:
+    with _serving_lines("ch17-check-never", answer_lines=0) as never:
         outcome, what = _ask(answer, never.port, ["hello?"], 0.3, 1.5)
         require(outcome.is_error(TimeoutError),
                 f"{what} against a server that never answers: {outcome}, expected"
@@ -293,16 +288,11 @@ def _timeout(answer):
                                        f" {outcome.seconds:.1f} s, expected about 0.3 s")
         require(_closed_within(never, 0.5), f"{what} raised TimeoutError and left the"
                 " connection open")
-    finally:
-        never.stop()
-    slow = _line_server("ch17-check-slow", step=0.2)
-    try:
+    with _serving_lines("ch17-check-slow", step=0.2) as slow:
         outcome, what = _ask(answer, slow.port, ["a", "b", "c", "d"], 0.5, 2)
         require(outcome.is_error(TimeoutError),
                 f"{what} against a server that answers one line every 0.2 s (all four after"
                 f" 0.8 s): {outcome}, expected TimeoutError at 0.5 s")
-    finally:
-        slow.stop()
 
 
 @ask.check("hang-up", "a server that hangs up part-way: an exception, not a partial list",
@@ -311,11 +301,8 @@ def _timeout(answer):
 def _hang_up(answer):
     from twisted.internet import error
 
-    server = _line_server("ch17-check-hang-up", answer_lines=1, step=0.05)
-    try:
+    with _serving_lines("ch17-check-hang-up", answer_lines=1, step=0.05) as server:
         outcome, what = _ask(answer, server.port, LINES, 2, 3)
         require(outcome.is_error((error.ConnectionClosed, ConnectionError)),
                 f"{what} against a server that answers the first line and hangs up:"
                 f" {outcome}, expected the exception of the lost connection, at once")
-    finally:
-        server.stop()

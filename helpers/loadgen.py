@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import heapq
 import json
+import math
 import selectors
 import socket
 import sys
@@ -62,9 +63,10 @@ class Connection:
 
 
 def percentiles(latencies: list[float]) -> dict[str, float]:
-    """p50, p90, p99 and max of `latencies` (seconds), in microseconds."""
+    """p50, p90, p99 and max of `latencies` (seconds), in microseconds; NaN for each when
+    there are none (a run too short for one reply on a busy machine keeps the same keys)."""
     if not latencies:
-        return {}
+        return dict.fromkeys(("p50_us", "p90_us", "p99_us", "max_us"), math.nan)
     ordered = sorted(latencies)
 
     def at(q):

@@ -1,6 +1,8 @@
 """Chapter 09 exercises: learners' mistakes fail the check that names them, with a
 message that names the cause (reference solutions: tests/test_exercises.py)."""
 
+import re
+
 import pytest
 from twisted.internet import defer
 from twisted.protocols import amp
@@ -101,9 +103,9 @@ def test_err_without_closing_fails(quick):
 
     report = check("09.1", Open)
     assert report.failed == {"33-refused", "no-delimiter", "byte-by-byte"}
-    assert report.message("no-delimiter").endswith(
-        "the client expected the connection to close, but got nothing, then nothing more for"
-        " 0.3 s")
+    # The wait is measured: a loaded machine makes it longer than the quick 0.3 s.
+    assert re.search(r"the client expected the connection to close, but got nothing, then"
+                     r" nothing more for [\d.]+ s$", report.message("no-delimiter"))
 
 
 def test_aborting_drops_the_err_line(quick):

@@ -131,7 +131,9 @@ def _answers(make_factory):
                           " lineReceived itself.")
 def _never_blocks(make_factory):
     seen = _lookup_session(make_factory)
-    require(seen["gap"] < 0.12,
+    # A lookup in the reactor thread silences it for SLOW (0.2 s) at least; a loaded machine
+    # can delay a heartbeat by tens of milliseconds without anything blocking.
+    require(seen["gap"] < 0.9 * SLOW,
             f"a heartbeat in the reactor, due every 20 ms, was silent for"
             f" {seen['gap'] * 1000:.0f} ms while lookups ran: lookup ran in the reactor thread")
 

@@ -41,6 +41,7 @@ bridge = exercise("17.1", "asyncio code callable from Twisted")
 def _start(answer, coro_fn, *args, limit=1.0, then=None):
     """In the reactor thread: answer(coro_fn)(*args), a Deferred; `then(d)` right after.
     Returns the Outcome of that Deferred (waited for `limit` seconds)."""
+    _reactor_loop()  # say so plainly in a kernel with another reactor
     what = f"as_deferred({coro_fn.__name__})({', '.join(map(repr, args))})"
 
     def make():
@@ -110,7 +111,7 @@ def _reactor_loop_check(answer):
 def _cancel(answer):
     from twisted.internet import reactor
 
-    got = []
+    got, ended = [], threading.Event()
 
     async def waits(seconds):
         try:
@@ -121,6 +122,8 @@ def _cancel(answer):
         except BaseException as exc:
             got.append(f"raised {describe_error(exc)}")
             raise
+        finally:
+            ended.set()
         got.append("was never cancelled and finished its 0.5 s")
         return "finished"
 
@@ -129,10 +132,7 @@ def _cancel(answer):
 
     started = time.monotonic()
     outcome = _start(answer, waits, 0.5, then=cancel_soon)
-    if not got:  # let the coroutine finish, if nothing stopped it
-        deadline = time.monotonic() + 1.0
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.01)
+    ended.wait(1.0)  # let the coroutine finish, if nothing stopped it
     require(got == ["was cancelled"],
             f"as_deferred(waits)(0.5), cancelled after 0.05 s: the coroutine"
             f" {got[0] if got else 'never ended'}")
@@ -152,18 +152,18 @@ STEP = 0.05  # the checker's servers answer each line this long after the one be
 def _serving_lines(name, *, answer_lines=None, step=STEP):
     """A Twisted line server: each line is answered upper-cased, one every `step`
     seconds, in order; `answer_lines` (if given) answers only that many and then closes,
-    or (0) never answers. `.log` records what happened, in the reactor thread."""
+    or (0) never answers. `.log` records the lines and replies in order; `.closed` is set
+    when a connection ends."""
     from twisted.internet import protocol, reactor
     from twisted.protocols import basic
 
-    log = []
+    log, closed = [], threading.Event()
 
     class Answer(basic.LineReceiver):
         delimiter = b"\n"
 
         def connectionMade(self):
             self.pending, self.answered, self.timer = [], 0, None
-            log.append(("connected", time.monotonic()))
 
         def lineReceived(self, line):
             log.append(("line", line.decode()))
@@ -185,10 +185,10 @@ def _serving_lines(name, *, answer_lines=None, step=STEP):
         def connectionLost(self, reason):
             if self.timer is not None and self.timer.active():
                 self.timer.cancel()
-            log.append(("closed", time.monotonic()))
+            closed.set()
 
     server = serve(name, protocol.Factory.forProtocol(Answer))
-    server.log = log
+    server.log, server.closed = log, closed
     try:
         yield server
     finally:
@@ -226,15 +226,6 @@ def _raised(future, started):
     return Outcome("raised", exc, time.monotonic() - started)
 
 
-def _closed_within(server, seconds):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if any(kind == "closed" for kind, _ in server.log):
-            return True
-        time.sleep(0.01)
-    return False
-
-
 LINES = ["alpha", "beta", "gamma"]
 
 
@@ -255,7 +246,7 @@ def _at_once(answer):
     with _serving_lines("ch17-check-at-once") as server:
         outcome, what = _ask(answer, server.port, LINES, 2, 3)
         require(outcome.ok, f"{what}: {outcome}")
-        order = [kind for kind, _ in server.log if kind in ("line", "reply")]
+        order = [kind for kind, _ in server.log]
         first_reply = order.index("reply") if "reply" in order else len(order)
         require(order[:first_reply].count("line") == len(LINES),
                 f"{what}: the server got {order[:first_reply].count('line')} line(s) before"
@@ -271,7 +262,7 @@ def _closes(answer):
     with _serving_lines("ch17-check-closes") as server:
         outcome, what = _ask(answer, server.port, ["one"], 2, 3)
         require(outcome.ok, f"{what}: {outcome}")
-        require(_closed_within(server, 0.5), f"{what} returned {show(outcome.value)}, and a"
+        require(server.closed.wait(0.5), f"{what} returned {show(outcome.value)}, and a"
                 " half a second later the connection was still open")
 
 
@@ -286,7 +277,7 @@ def _timeout(answer):
                 f" TimeoutError")
         require(outcome.seconds < 1.0, f"{what} raised TimeoutError after"
                                        f" {outcome.seconds:.1f} s, expected about 0.3 s")
-        require(_closed_within(never, 0.5), f"{what} raised TimeoutError and left the"
+        require(never.closed.wait(0.5), f"{what} raised TimeoutError and left the"
                 " connection open")
     with _serving_lines("ch17-check-slow", step=0.2) as slow:
         outcome, what = _ask(answer, slow.port, ["a", "b", "c", "d"], 0.5, 2)

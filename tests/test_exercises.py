@@ -12,7 +12,16 @@ import pytest
 from twisted.internet import defer, protocol
 
 from helpers import serve
-from helpers.exercises import check, exercise, fail, get, observation, require, run_answer
+from helpers.exercises import (
+    CheckFailed,
+    check,
+    exercise,
+    fail,
+    get,
+    observation,
+    require,
+    run_answer,
+)
 from helpers.exercises.wire import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,12 +246,24 @@ def test_unknown_exercise_names_the_known_ones():
         get("42.1")
 
 
-def test_fail_and_require_raise_assertion_errors_even_under_dash_o():
-    with pytest.raises(AssertionError, match="said so"):
+def test_fail_and_require_raise_check_failed_even_under_dash_o():
+    with pytest.raises(CheckFailed, match="said so"):
         fail("said so")
-    with pytest.raises(AssertionError, match="not true"):
+    with pytest.raises(CheckFailed, match="not true"):
         require(False, "not true")
     require(True, "never raised")
+
+
+def test_an_assertion_error_from_the_answer_is_not_taken_for_the_checks_verdict():
+    # Compiled outside pytest's assert rewriting: a reader's bare assert has no message.
+    reader = {}
+    exec(compile("def answer():\n    assert 1 + 1 == 3\n", "<reader's cell>", "exec"), reader)
+    report = check("99.1", reader["answer"])
+    assert report.failed == {"positive", "even"}
+    assert report.message("positive") == (
+        "your code raised AssertionError (an assert in answer, line 2)")
+    report = check("99.1", lambda: (_ for _ in ()).throw(AssertionError("mine")))
+    assert report.message("even") == "your code raised AssertionError: mine"
 
 
 @pytest.mark.parametrize("module", sorted(set(SOLUTION_MODULES) - ASYNCIO_REACTOR_ONLY))

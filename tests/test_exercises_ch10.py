@@ -122,6 +122,25 @@ def test_an_action_from_a_user_with_no_nickname_fails():
         " got [], expected ['! send your nickname first']")
 
 
+# Wrong: an `assert` stands where the refusal should be. Compiled here, not in this file,
+# so that pytest does not rewrite the assert: a reader's has no message.
+_reader = {"MeUser": MeUser}
+exec(compile("""
+class MeAsserted(MeUser):
+    def do_me(self, action):
+        assert self.nick is not None
+        super().do_me(action)
+""", "<reader's cell>", "exec"), _reader)
+MeAsserted = _reader["MeAsserted"]
+
+
+def test_an_assert_in_the_answer_is_the_answers_error_not_the_checks_verdict():
+    report = check("10.1", MeAsserted)
+    assert report.failed == {"no-nick"}
+    assert re.fullmatch(r"your code raised AssertionError \(an assert in do_me, line \d+\)",
+                        report.message("no-nick"))
+
+
 def test_a_usage_error_told_to_the_room_fails():
     report = check("10.1", MeUsageToTheRoom)
     assert report.failed == {"usage"}

@@ -2,7 +2,8 @@
 
 One toolkit serves every chapter's checker (`helpers/exercises/chNN.py`):
 - framework: `exercise`, `Exercise.check` (a check, its title and hint beside its code),
-  `require`/`fail`, `observation` (observe once, check many), the report;
+  `require`/`fail` (they raise `CheckFailed`, a check's verdict), `observation` (observe
+  once, check many), the report;
 - answers: `run_answer` (a call with a deadline), `settle` (a Deferred in the reactor
   thread, with a deadline), `Watch` (a Deferred's outcome), `Outcome`, `show`,
   `resource_warnings` (what was left for the garbage collector to close);
@@ -14,9 +15,20 @@ One toolkit serves every chapter's checker (`helpers/exercises/chNN.py`):
 from __future__ import annotations
 
 from .answers import Outcome, Watch, require_deferred, run_answer, settle, show
-from .framework import Check, Exercise, Report, check, exercise, fail, get, observation, require
+from .framework import (
+    Check,
+    CheckFailed,
+    Exercise,
+    Report,
+    check,
+    exercise,
+    fail,
+    get,
+    observation,
+    require,
+)
 
 __all__ = [
-    "Check", "Exercise", "Outcome", "Report", "Watch", "check", "exercise", "fail", "get",
-    "observation", "require", "require_deferred", "run_answer", "settle", "show",
+    "Check", "CheckFailed", "Exercise", "Outcome", "Report", "Watch", "check", "exercise",
+    "fail", "get", "observation", "require", "require_deferred", "run_answer", "settle", "show",
 ]

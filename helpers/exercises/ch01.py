@@ -17,7 +17,7 @@ import threading
 import time
 
 from .answers import resource_warnings, run_answer, show
-from .framework import exercise, fail, observation, require
+from .framework import CheckFailed, exercise, fail, observation, require
 from .paced import Pieces, count, kept_reading
 from .wire import Client, Received, dead_port, serving, why
 
@@ -46,7 +46,7 @@ def _read(fn, pieces, n, what):
     try:
         outcome = run_answer(fn, pieces.reader, n, limit=TIMEOUT, release=pieces.release,
                              what=f"recv_exactly(sock, {n}), when {what},")
-    except AssertionError as exc:
+    except CheckFailed as exc:
         fail(f"{exc}; it had taken {count(pieces.reader.taken)} from the socket")
     if outcome.is_error(EOFError) and not pieces.close:
         fail(f"{what}: recv_exactly(sock, {n}) raised EOFError, but the peer had not closed"
@@ -345,7 +345,7 @@ def _closes_socket(fn):
     refused, unclosed_refused = _on_a_dead_port(fn)
     for o in (outcome, refused):
         if o.is_error(NotImplementedError):  # still the stub
-            raise AssertionError(f"port_is_open {o}") from o.error
+            raise CheckFailed(f"port_is_open {o}") from o.error
     if reached and outcome.kind == "returned":
         require(closed, f"port_is_open {outcome}, but the server's end of the connection was"
                         f" still open {TIMEOUT:g} s later: the socket was never closed")

@@ -16,7 +16,15 @@ import functools
 import struct
 
 from .answers import run_answer, show
-from .framework import describe_error, exercise, fail, note_raised, observation, require
+from .framework import (
+    CheckFailed,
+    describe_error,
+    exercise,
+    fail,
+    note_raised,
+    observation,
+    require,
+)
 from .paced import Pieces, count, kept_reading
 
 TIMEOUT = 1.0  # how long the reader's code may run (or block) before the check gives up
@@ -122,7 +130,7 @@ class _Fed:
                 break
             except Exception as exc:
                 note_raised(exc)
-                raise AssertionError(f"fed {show(chunks)}: feed({show(chunk)}) raised"
+                raise CheckFailed(f"fed {show(chunks)}: feed({show(chunk)}) raised"
                                      f" {describe_error(exc)}, which is not a ValueError") from exc
             require(isinstance(got, list), f"fed {show(chunks)}: feed({show(chunk)}) returned"
                                            f" {show(got)}, expected a list")
@@ -137,7 +145,7 @@ def _feed_all(cls, streams, what, **kwargs):
     try:
         outcome = run_answer(lambda: [_Fed(cls, chunks, now, **kwargs) for chunks in streams],
                              limit=TIMEOUT, what=f"feeding {what}")
-    except AssertionError as exc:
+    except CheckFailed as exc:
         fail(f"{exc}: feed({show(now[1])}) never returned (the stream was fed as"
              f" {show(now[0])})" if now else str(exc))
     if outcome.kind == "raised":
@@ -307,7 +315,7 @@ def _keeps_frames(cls):
                           (_ENDLESS, {"max_length": 100})]:
         try:
             raised += _rejects(cls, cases, **kwargs)
-        except AssertionError:
+        except CheckFailed:
             continue  # not rejected at all: the rejection checks say so
     for fed in raised:
         frames = getattr(fed.error, "frames", None)
@@ -366,7 +374,7 @@ def _call(fn, feed, kwargs):
     try:
         return run_answer(functools.partial(fn, feed.reader, **kwargs), limit=TIMEOUT,
                           release=feed.release, what=f"read_frame(sock{args})")
-    except AssertionError as exc:
+    except CheckFailed as exc:
         return f"{exc}; it had taken {count(feed.reader.taken)} from the socket"
 
 

@@ -22,7 +22,7 @@ import time
 
 from ..proxy import serve_proxy
 from ..servers import serve_socket
-from . import exercise, fail, observation, require, run_answer, show
+from . import CheckFailed, exercise, fail, observation, require, run_answer, show
 from .wire import Client, dead_port, serving, why
 
 TIMEOUT = 1.0  # how long a check waits for the reader's code where nothing should be slow
@@ -283,7 +283,7 @@ def _fetch(fn, bench, what, attempts=5, *, limit=None, sleep=None, address=None)
         outcome = run_stoppable(fn, address or bench.proxy.address, SIZE, attempts, sleep,
                                 limit=limit, release=bench.release if bench else None,
                                 what=f"fetch(address, {SIZE}, {attempts}, sleep)")
-    except AssertionError as exc:
+    except CheckFailed as exc:
         fail(f"{what}: {exc}")
     finally:
         if bench:

@@ -22,7 +22,7 @@ from .. import reactor as _reactor
 from ..events import EventLog, EventTimeout
 from ..servers import serve
 from . import exercise, fail, require, show
-from .framework import describe_error
+from .framework import CheckFailed, describe_error
 from .wire import Client
 
 TIMEOUT = 1.0  # the longest a check waits for bytes, or for the server to do something
@@ -137,7 +137,7 @@ class Served:
         _reactor.call(watch)
         try:
             self._wait(lambda: self.called(n, "lost"), f"connection {n} to close")
-        except AssertionError:
+        except CheckFailed:
             if self.errored.is_set():
                 raise
             return False
@@ -168,11 +168,11 @@ class Served:
         finally:
             globalLogPublisher.removeObserver(self._observe)
         if isinstance(exc, OSError):  # the checker's own socket, reset or refused
-            exc = AssertionError(f"the client's socket: {describe_error(exc)}")
+            exc = CheckFailed(f"the client's socket: {describe_error(exc)}")
             if not self.errored.is_set():
                 raise exc from None
-        if isinstance(exc, AssertionError) and self.errored.is_set() and STOPPED not in str(exc):
-            raise AssertionError(f"{exc} ({STOPPED})") from None
+        if isinstance(exc, CheckFailed) and self.errored.is_set() and STOPPED not in str(exc):
+            raise CheckFailed(f"{exc} ({STOPPED})") from None
         return False
 
 

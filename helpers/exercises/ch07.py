@@ -36,7 +36,17 @@ from twisted.internet.protocol import ClientFactory, Factory, Protocol
 
 from .. import reactor as _reactor
 from ..events import EventLog
-from . import Watch, exercise, fail, observation, require, require_deferred, settle, show
+from . import (
+    CheckFailed,
+    Watch,
+    exercise,
+    fail,
+    observation,
+    require,
+    require_deferred,
+    settle,
+    show,
+)
 from .wire import dead_port
 
 TIMEOUT = 2.0  # the longest a check waits for the reader's client to do something
@@ -185,10 +195,10 @@ class _Scripted(Protocol):
 def _ok(outcome, story: str) -> None:
     """Fail unless `outcome` is a value; what the reader's code raised stays the cause (an
     observation raises the same exception in every check that reads it)."""
-    if isinstance(outcome.error, AssertionError) and outcome.kind == "raised":  # a check's
-        raise AssertionError(f"{story}: {outcome.error}") from None
+    if isinstance(outcome.error, CheckFailed) and outcome.kind == "raised":  # a check's
+        raise CheckFailed(f"{story}: {outcome.error}") from None
     if outcome.kind == "raised":
-        raise AssertionError(f"{story}: {outcome}") from outcome.error
+        raise CheckFailed(f"{story}: {outcome}") from outcome.error
     require(outcome.ok, f"{story}: {outcome}")
 
 

@@ -21,7 +21,7 @@ from ..servers import serve
 from ..twisted_log import logged_exceptions
 from . import Outcome, Watch, exercise, fail, observation, require, require_deferred, show
 from .answers import run_answer, settle
-from .framework import describe_error
+from .framework import CheckFailed, describe_error
 from .wire import dead_port
 
 REPLY_SECONDS = 1.0  # the timeout passed when the server answers at once
@@ -44,7 +44,7 @@ def _called(fn, *args, what):
     """fn(*args) with a deadline; the Deferred it returned, or fail saying what it did."""
     outcome = run_answer(fn, *args, what=what)
     if outcome.kind == "raised":
-        raise AssertionError(f"{what} {outcome}") from outcome.error
+        raise CheckFailed(f"{what} {outcome}") from outcome.error
     return require_deferred(outcome.value, what)
 
 
@@ -323,7 +323,7 @@ def _run(fn, kind, seconds):
                 closed = False
     finally:
         server.stop()
-    if outcome.kind == "raised" and isinstance(outcome.error, AssertionError):
+    if outcome.kind == "raised" and isinstance(outcome.error, CheckFailed):
         raise outcome.error  # not a coroutine
     return _Run(call, outcome, [e.details["line"] for e in log if e.what == "line"],
                 connected, closed, tuple(logged))
@@ -346,7 +346,7 @@ def _said(run: _Run) -> str:
 
 def _fail(run: _Run, message: str):
     """Fail with `message`, from the reader's exception if there was one."""
-    raise AssertionError(message) from run.outcome.error
+    raise CheckFailed(message) from run.outcome.error
 
 
 def _require_error_free(run: _Run, expected: str) -> None:

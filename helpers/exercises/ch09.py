@@ -19,7 +19,7 @@ from .. import reactor as _reactor
 from ..servers import serve
 from ..twisted_log import logged_exceptions
 from . import exercise, fail, require, show
-from .framework import describe_error
+from .framework import CheckFailed, describe_error
 from .wire import Client
 
 TIMEOUT = 1.0  # the longest a client waits for a reply that should come at once
@@ -63,7 +63,7 @@ def _feed(protocol_class, chunks, what):
         except Exception as exc:
             written = transport.value()
             after = f" after writing {show(written)}" if written else ""
-            raise AssertionError(f"{what}: your protocol raised {describe_error(exc)}{after}") \
+            raise CheckFailed(f"{what}: your protocol raised {describe_error(exc)}{after}") \
                 from exc
     return _Fed(transport.value(), transport.disconnecting)
 
@@ -252,7 +252,7 @@ def _independent(answer):
         second.dataReceived(b"SIZE 3\nxyz")
         first.dataReceived(b"b\n")
     except Exception as exc:
-        raise AssertionError(f"{what}: your protocol raised {describe_error(exc)}") from exc
+        raise CheckFailed(f"{what}: your protocol raised {describe_error(exc)}") from exc
     got = [t.value() for t in transports]
     require(got == [b"OK 4 2\n", b"OK 3 0\n"], f"{what}: connection 1 got {show(got[0])} and"
             f" connection 2 got {show(got[1])}, expected b'OK 4 2\\n' and b'OK 3 0\\n'")
@@ -342,7 +342,7 @@ def _require_answers(client, command, numerator, denominator, quotient, logged, 
     if result.kind == "answered" and result.value == {"quotient": quotient} \
             and type(result.value["quotient"]) is float:
         return
-    raise AssertionError(f"Divide({numerator}, {denominator}) from {who} {result}, expected"
+    raise CheckFailed(f"Divide({numerator}, {denominator}) from {who} {result}, expected"
                          f" {{'quotient': {quotient!r}}}") \
         from (result.value if result.kind == "failed" else None)
 
@@ -378,7 +378,7 @@ def _your_divide(answer):
 def _require_zero_division(client, command, logged, who):
     result = _call(client, command, 1, 0, logged)
     if not (result.kind == "failed" and type(result.value) is ZeroDivisionError):
-        raise AssertionError(f"Divide(1, 0) from {who} {result}, expected it to fail with"
+        raise CheckFailed(f"Divide(1, 0) from {who} {result}, expected it to fail with"
                              " ZeroDivisionError") \
             from (result.value if result.kind == "failed" else None)
 

@@ -39,7 +39,7 @@ from ..notebook_code import load
 from ..servers import serve
 from . import exercise, fail, observation, require, settle, show
 from .answers import resource_warnings
-from .framework import describe_error
+from .framework import CheckFailed, describe_error
 
 TIMEOUT = 2.0  # a transfer in which nothing happens for this long is aborted
 LIMIT = 4.0  # the longest any transfer may take (a check has 5 s)
@@ -298,7 +298,7 @@ def transfer(name, protocol_class, *, abort_after=None, after_loss=None, after_w
         fail(result.problem)
     if result.raised:
         where, exc = result.raised[0]
-        raise AssertionError(f"{where} raised {describe_error(exc)}") from exc
+        raise CheckFailed(f"{where} raised {describe_error(exc)}") from exc
     return result
 
 

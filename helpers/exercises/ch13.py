@@ -28,7 +28,7 @@ from .. import reactor as _reactor
 from ..events import EventLog, EventTimeout
 from ..servers import serve_udp
 from . import Watch, exercise, fail, require, require_deferred, show
-from .framework import describe_error
+from .framework import CheckFailed, describe_error
 
 REPLY_TIMEOUT = 0.5  # how long a peer waits for a reply that was not written at once
 HANDLE_TIMEOUT = 2.0  # how long a peer waits for the answer to handle its datagram
@@ -126,7 +126,7 @@ def exchange(server: _Watched, peer, who: str, datagram: bytes, story: str) -> b
              " a UDP port that is not connected cannot know where to send (Twisted's write()"
              " failed with a bare AssertionError)")
     if exc is not None:
-        raise AssertionError(f"{what}: your datagramReceived raised"
+        raise CheckFailed(f"{what}: your datagramReceived raised"
                              f" {describe_error(exc)}") from exc
     elsewhere = [(d, a) for d, a in handled.writes if a is None or tuple(a) != handled.addr]
     if elsewhere:
@@ -238,7 +238,7 @@ class _Run:
         try:
             self.clock.advance(max(0.0, to - self.clock.seconds()))
         except Exception as exc:
-            raise AssertionError(f"{self.what}, {what}: at t={self.clock.seconds():g} your"
+            raise CheckFailed(f"{self.what}, {what}: at t={self.clock.seconds():g} your"
                                  f" timer raised {describe_error(exc)}") from exc
 
     def run_timers(self):
@@ -306,7 +306,7 @@ def _reply_wins(answer):
     try:
         run.backoff.replied(b"late duplicate")
     except Exception as exc:
-        raise AssertionError("a second replied() call, a duplicate reply, raised"
+        raise CheckFailed("a second replied() call, a duplicate reply, raised"
                              f" {describe_error(exc)}") from exc
     run.advance_to(5, "after the reply")
     require(run.sends == sent, f"sends at t={run.sends}, although the reply came at t=0.15")
@@ -325,7 +325,7 @@ def _late_reply(answer):
     try:
         run.backoff.replied(b"too late")
     except Exception as exc:
-        raise AssertionError(f"{run.what}: replied(b'too late') after the TimeoutError raised"
+        raise CheckFailed(f"{run.what}: replied(b'too late') after the TimeoutError raised"
                              f" {describe_error(exc)}") from exc
     require(run.outcome.is_error(TimeoutError), f"after replied(b'too late') the Deferred"
             f" {run.outcome}")

@@ -22,7 +22,7 @@ import time
 from ..aio import LoopThread, serve_streams
 from . import exercise, fail, require, show
 from .answers import resource_warnings
-from .framework import describe_error, note_raised
+from .framework import CheckFailed, describe_error, note_raised
 from .wire import Client
 
 LIMIT = 64  # the StreamReader limit the checker serves 16.1 with
@@ -342,7 +342,7 @@ def _incomplete(fn):
             got = _call(fn, lt, server.address, [b"abcdefgh\n"])
         except asyncio.IncompleteReadError:
             return
-        except AssertionError:
+        except CheckFailed:
             raise
         except Exception as exc:
             fail(f"the server echoed half of b'abcdefgh\\n' and closed: echo_all raised"

@@ -22,7 +22,7 @@ import time
 
 from .. import reactor as _reactor
 from ..servers import serve
-from . import exercise, observation, require, show
+from . import CheckFailed, exercise, observation, require, show
 from .wire import Client
 
 
@@ -241,7 +241,7 @@ def _run(answer, fn, items, **kwargs):
                     f"map_in_processes(...) returned {show(coro)}, expected a coroutine"
                     " (define it with async def)")
             outcome = Outcome("returned", asyncio.run(_with_heartbeat(coro, beats)))
-        except AssertionError:
+        except CheckFailed:
             raise
         except Exception as exc:
             from .framework import note_raised

@@ -21,7 +21,7 @@ import statistics
 import threading
 import time
 
-from . import exercise, fail, require, run_answer, show
+from . import CheckFailed, exercise, fail, require, run_answer, show
 
 BATCH = 2000  # 19.1: requests per timed batch
 BEFORE = 20000  # 19.1: requests made between the first and the last timed batch
@@ -240,7 +240,7 @@ def _sends(fn):
                                          limit=SEND_LIMIT,
                                          release=lambda: sock.shutdown(socket.SHUT_RDWR))
                     ended = "returned" if outcome.ok else str(outcome)
-                except AssertionError:  # still running: released
+                except CheckFailed:  # still running: released
                     outcome, ended = None, f"was still waiting after {SEND_LIMIT:g} s"
                 require(not server.got or server.got[0] == header + body,
                         f"with a body of {len(body):,} bytes the server got the right number of"

@@ -38,7 +38,7 @@ from .. import reactor as _reactor
 from ..events import EventLog, EventTimeout
 from ..notebook_code import load
 from ..servers import serve, serve_udp
-from . import exercise, fail, require, settle, show
+from . import CheckFailed, exercise, fail, require, settle, show
 
 TIMEOUT = 1.0  # how long a client waits for an answer (loopback: plenty)
 QUIET = 0.3  # a download that takes no chunk for this long has settled
@@ -452,7 +452,7 @@ def _expect_whole(reply: Reply, count: int, what: str):
 def _whole_download(downloads: _Downloads, count: int, what: str) -> Reply:
     try:
         reply = downloads.reader()
-    except AssertionError as exc:
+    except CheckFailed as exc:
         fail(f"{what}: {exc} (after the last chunk, a download unregisters its producer"
              " and finishes the request)")
     _expect_whole(reply, count, what)

@@ -33,15 +33,44 @@ CHECK_TIMEOUT = 5.0  # the longest one check may run
 _EXERCISES: dict[str, Exercise] = {}
 
 
+class CheckFailed(AssertionError):
+    """A check's verdict: the answer did not do what the task asks. Any other exception,
+    an `assert` in the reader's code included, is the reader's code raising."""
+
+
 def fail(message: str):
     """Fail the current check, saying what happened."""
-    raise AssertionError(message)
+    raise CheckFailed(message)
 
 
 def require(condition, message: str) -> None:
     """Fail the current check with `message` unless `condition` holds (works under -O)."""
     if not condition:
-        raise AssertionError(message)
+        raise CheckFailed(message)
+
+
+def describe_raised(exc: BaseException) -> str:
+    """`describe_error`, and for an `assert` with no message, where it failed."""
+    said = describe_error(exc)
+    if isinstance(exc, AssertionError) and not str(exc):
+        where = _outside_helpers(exc.__traceback__)
+        if where:
+            said += f" (an assert in {where})"
+    return said
+
+
+def _outside_helpers(tb) -> str | None:
+    """`name, line N` of the innermost frame of `tb` that is not this package's code."""
+    import os
+
+    helpers_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    where = None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not os.path.abspath(code.co_filename).startswith(helpers_dir + os.sep):
+            where = f"{code.co_name}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
 
 
 def describe_error(exc: BaseException) -> str:
@@ -207,11 +236,11 @@ def _run_one(check_: Check, answer, timeout: float) -> Result:
         try:
             check_.run(answer)
             outcome.append(None)
-        except AssertionError as exc:
+        except CheckFailed as exc:
             outcome.append(str(exc) or "the check failed without a message")
             trial.raised.extend(e for e in _chain(exc.__cause__))
         except Exception as exc:  # the reader's code raised straight through the check
-            outcome.append(f"your code raised {describe_error(exc)}")
+            outcome.append(f"your code raised {describe_raised(exc)}")
             trial.raised.extend(_chain(exc))
 
     with _lock:

@@ -171,3 +171,15 @@ def test_serving_keeps_the_handlers_exceptions():
         client.send(b"hi")
         assert client.read_to_end().ending in ("closed", "reset")
     assert why(server) == "; your handler raised ValueError: bad input"
+
+
+def test_reader_code_says_what_was_being_done_and_keeps_the_cause():
+    from helpers.exercises import CheckFailed
+    from helpers.exercises.answers import reader_code
+
+    expected = r"^bob sent 'x': your code raised KeyError: 'x'$"
+    with pytest.raises(CheckFailed, match=expected) as raised, reader_code("bob sent 'x'"):
+        {}["x"]
+    assert isinstance(raised.value.__cause__, KeyError)
+    with pytest.raises(CheckFailed, match="^the check's own$"), reader_code("unused"):
+        raise CheckFailed("the check's own")  # a verdict passes through unchanged

@@ -137,8 +137,9 @@ MeAsserted = _reader["MeAsserted"]
 def test_an_assert_in_the_answer_is_the_answers_error_not_the_checks_verdict():
     report = check("10.1", MeAsserted)
     assert report.failed == {"no-nick"}
-    assert re.fullmatch(r"your code raised AssertionError \(an assert in do_me, line \d+\)",
-                        report.message("no-nick"))
+    assert report.message("no-nick") == (
+        "a user with no nickname yet sent '/me waves': your code raised AssertionError"
+        " (an assert in do_me, line 4)")
 
 
 def test_a_usage_error_told_to_the_room_fails():
@@ -245,14 +246,16 @@ def test_broadcasting_a_private_message_fails():
 def test_unchecked_lookups_fail_with_the_key_error():
     report = check("10.2", MsgUnchecked)
     assert report.failed == {"unknown", "usage", "no-nick", "follows-nick"}
-    assert report.message("unknown") == "your code raised KeyError: 'dave'"
+    assert report.message("unknown") == (
+        "alice sent '/msg dave hello': your code raised KeyError: 'dave'")
 
 
 def test_splitting_into_exactly_two_fails_usage():
     report = check("10.2", MsgSplitOnce)
     assert report.failed == {"usage"}
     assert report.message("usage") == (
-        "your code raised ValueError: not enough values to unpack (expected 2, got 1)")
+        "alice sent '/msg bob': your code raised ValueError: not enough values to unpack"
+        " (expected 2, got 1)")
 
 
 def test_squeezing_the_spaces_of_the_text_fails():

@@ -328,6 +328,25 @@ class ClassCounts(PerHostLimit):
         self.limit = limit
 
 
+class ReleasesRefused(PerHost):
+    """Wrong: every connectionLost releases a slot, and the refused one finds none."""
+
+    def connectionLost(self, reason):
+        left = self.factory.per_host[self.host] - 1
+        if left:
+            self.factory.per_host[self.host] = left
+        else:
+            del self.factory.per_host[self.host]
+
+
+def test_releasing_a_refused_connection_fails_saying_which_event_raised():
+    report = check("11.2", limit_with(ReleasesRefused))
+    assert report.failed == {"refused-holds-nothing"}
+    assert report.message("refused-holds-nothing") == (
+        "a connection from 10.0.0.1 closed (connectionLost): your code raised KeyError:"
+        " '10.0.0.1'")
+
+
 def test_limit_that_counts_refused_connections_fails():
     report = check("11.2", limit_with(CountsRefused))
     assert report.failed == {"refused-holds-nothing"}

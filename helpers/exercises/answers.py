@@ -14,7 +14,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
-from .framework import describe_error, fail, note_raised
+from .framework import CheckFailed, describe_error, describe_raised, fail, note_raised
 
 
 def show(value, limit: int = 80) -> str:
@@ -61,6 +61,19 @@ class Outcome:
         if self.kind == "pending":
             return f"had not fired after {self.seconds:g} s" if self.seconds else "had not fired"
         return f"{self.kind} {show(self.value)}"
+
+
+@contextlib.contextmanager
+def reader_code(what: str):
+    """Around a direct call of the reader's code (a protocol fed on a StringTransport): an
+    exception it raises fails the check, saying what was being done ("alice sent '/msg bob':
+    your code raised ValueError: ..."), with the exception as the cause."""
+    try:
+        yield
+    except CheckFailed:
+        raise
+    except Exception as exc:
+        raise CheckFailed(f"{what}: your code raised {describe_raised(exc)}") from exc
 
 
 def run_answer(fn, *args, limit: float = 1.0, release=None, what: str = "your function"):

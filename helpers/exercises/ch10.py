@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..notebook_code import load
 from . import exercise, require
+from .answers import reader_code
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "10_chat_server.ipynb"
 BAD_NICK = "! a nickname is 1 to 16 letters, digits or _"
@@ -41,8 +42,9 @@ class _Room:
         """A new user, joined as `nick` if given; what it heard so far is cleared."""
         from twisted.internet.testing import StringTransport
 
-        user = self.factory.buildProtocol(None)
-        user.makeConnection(StringTransport())
+        with reader_code("a user connected"):
+            user = self.factory.buildProtocol(None)
+            user.makeConnection(StringTransport())
         if nick:
             self.send(user, nick)
         heard(user)
@@ -56,14 +58,18 @@ class _Room:
 
     @staticmethod
     def send(user, text):
-        user.dataReceived(text.encode() + b"\n")
+        who = getattr(user, "nick", None) or "a user with no nickname yet"
+        with reader_code(f"{who} sent {text!r}"):
+            user.dataReceived(text.encode() + b"\n")
 
     @staticmethod
     def leave(user):
         from twisted.internet.error import ConnectionDone
         from twisted.python.failure import Failure
 
-        user.connectionLost(Failure(ConnectionDone()))
+        who = getattr(user, "nick", None) or "a user with no nickname yet"
+        with reader_code(f"{who} left (connectionLost)"):
+            user.connectionLost(Failure(ConnectionDone()))
 
 
 def heard(user):

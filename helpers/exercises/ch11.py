@@ -19,6 +19,7 @@ and no waiting, so a wrong answer fails at once.
 from __future__ import annotations
 
 from . import exercise, observation, require, show
+from .answers import reader_code
 
 LOGIN_TIMEOUT, IDLE_TIMEOUT = 1.0, 4.0
 LOGIN_GOODBYE, IDLE_GOODBYE = b"login timeout\n", b"idle timeout\n"
@@ -204,12 +205,14 @@ class _Conn:
 
         self.host = host
         addr = IPv4Address("TCP", host, next(self.ports))
-        self.proto = factory.buildProtocol(addr)
+        with reader_code(f"a connection from {host}: buildProtocol"):
+            self.proto = factory.buildProtocol(addr)
         require(self.proto is not None, f"buildProtocol returned None for a connection from"
                 f" {host}: the client is closed without a word")
         self.wire = StringTransport(peerAddress=addr,
                                     hostAddress=IPv4Address("TCP", "127.0.0.1", 7000))
-        self.proto.makeConnection(self.wire)
+        with reader_code(f"a connection from {host} was made"):
+            self.proto.makeConnection(self.wire)
 
     def state(self):
         data, closing = self.wire.value(), self.wire.disconnecting
@@ -220,7 +223,8 @@ class _Conn:
         return f"wrote {data!r} and {'closed' if closing else 'stayed open'}"
 
     def lose(self):
-        self.proto.connectionLost(_done())
+        with reader_code(f"a connection from {self.host} closed (connectionLost)"):
+            self.proto.connectionLost(_done())
 
 
 def _factory(cls, limit):

@@ -156,22 +156,69 @@ def missing_sections(nb):
     return found
 
 
-NOT_ATTEMPTED = re.compile(r"^Exercise (\d\d\.\d+) · .+: not attempted yet ")
+# The whole report of an exercise not attempted yet (helpers/exercises/framework.py,
+# Report.__repr__): its id and title, the answer's name (or "the answer" when it has none),
+# and what to do next.
+NOT_ATTEMPTED = re.compile(
+    r"Exercise (?P<id>\d\d\.\d+) · [^\n]+: not attempted yet"
+    r" \((?:`(?P<name>[A-Za-z_]\w*)`|the answer) still raises NotImplementedError\)\.\n"
+    r"Write it in the cell above, run that cell, then run this one again\.")
 
 
 def checker_problems(nb):
-    """A stored checker cell must show the one-line report of an unattempted exercise:
-    no hint, nothing of the answer, before the reader has tried."""
+    """A stored checker cell must show nothing but the two-line report of an unattempted
+    exercise, for its own exercise and answer: no verdict, no hint, before the reader has
+    tried."""
     found = []
     for cell in code_cells(nb):
-        match = re.match(r'check\("(\d\d\.\d+)"', source(cell))
+        match = re.match(r'check\("(\d\d\.\d+)",\s*([^)]*)\)', source(cell))
         if not match:
             continue
         shown = "".join(output_texts(cell))
-        said = NOT_ATTEMPTED.match(shown)
-        if not said or said.group(1) != match.group(1) or "hint" in shown.lower():
-            found.append(f"checker cell {match.group(1)} does not show 'not attempted yet'"
+        said = NOT_ATTEMPTED.fullmatch(shown)
+        if (len(cell["outputs"]) != 1 or not said or said["id"] != match[1]
+                or said["name"] not in (None, match[2].strip())):
+            found.append(f"checker cell {match[1]} does not show the not-attempted report"
                          f" alone:\n{shown}")
+    return found
+
+
+# "chapter 15", "chapters 16-18", "chapters [03](03_x.ipynb) and 13": a number, or a number
+# that is itself a link, and more of them after "," "and" "or" "to" or a dash.
+CHAPTER_NUMBER = r"(?:\[\d\d\]\(\d\d_[^)\s]*\)|\d\d)"
+CHAPTER_MENTION = re.compile(rf"\b[Cc]hapters?\s+({CHAPTER_NUMBER}"
+                             rf"(?:\s*(?:,|and|or|to|-|–)\s*{CHAPTER_NUMBER})*)")
+CHAPTER_LINK = re.compile(r"\[[^\]]*\]\((\d\d)_[^)\s]*\.ipynb[^)]*\)")
+MARKDOWN_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+
+
+def unlinked_later_chapters(path, nb):
+    """A notebook that names a later chapter ("chapter 15", "chapters 16-18") links it, where it
+    names it: the reader who wants to look ahead can, and the link check above proves that the
+    chapter exists. (Earlier chapters may be named plainly; the navigation cells, which the
+    store writes, and code are not checked.)"""
+    me = int(path.name[:2])
+    found = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown" or store.NAV_TAG in cell.get("metadata", {}).get(
+                "tags", []):
+            continue
+        text = source(cell)
+        code = [m.span() for m in MARKDOWN_CODE.finditer(text)]
+        links = [(m.start(), m.end(), int(m[1])) for m in CHAPTER_LINK.finditer(text)]
+        for mention in CHAPTER_MENTION.finditer(text):
+            if any(a <= mention.start() < b for a, b in code):
+                continue
+            for number in re.finditer(r"\[(\d\d)\]\((\d\d)_[^)\s]*\)|(\d\d)", mention[1]):
+                at = mention.start(1) + number.start()
+                if number[1]:  # a number that is a link: to its own chapter?
+                    n, linked = int(number[1]), number[1] == number[2]
+                else:  # a number inside a link's text ("[chapter 15](15_x.ipynb)")?
+                    n = int(number[3])
+                    linked = any(a <= at < b and n == target for a, b, target in links)
+                if n > me and not linked:
+                    line = text[text.rfind("\n", 0, at) + 1:].split("\n")[0]
+                    found.append(f"chapter {n:02d} is named without a link to it: {line}")
     return found
 
 
@@ -231,6 +278,19 @@ def test_no_paths_ports_addresses_or_tokens_in_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_every_local_link_resolves(path):
     assert broken_links(path, load(path)) == []
+
+
+# Chapters whose own references to later chapters are not links yet (they belong to other
+# work in progress): remove a name once its notebook passes.
+NOT_YET_LINKED = {"14_tls_and_security.ipynb", "16_asyncio_basics.ipynb",
+                  "17_twisted_asyncio_interop.ipynb", "19_performance.ipynb"}
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(p, marks=pytest.mark.xfail(reason="later chapters named without links"))
+    if p.name in NOT_YET_LINKED else p for p in NOTEBOOKS], ids=NAMES)
+def test_later_chapters_are_named_with_a_link(path):
+    assert unlinked_later_chapters(path, load(path)) == []
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
@@ -304,6 +364,48 @@ def test_each_check_finds_what_is_wrong_in_a_bad_notebook(tmp_path):
     assert len(missing_sections(bad)) == len(SECTIONS) - 1 + 1  # all but Summary; terminal
     assert len(teardown_problems(bad)) == 2
     assert len(checker_problems(bad)) == 1
+
+
+def test_a_checker_cell_shows_the_not_attempted_report_and_nothing_else():
+    def checker(call, *texts):
+        return new_code_cell(call, outputs=[
+            new_output("execute_result", data={"text/plain": text}) for text in texts])
+
+    again = "\nWrite it in the cell above, run that cell, then run this one again."
+    report = ("Exercise 98.1 · Bad: not attempted yet (`answer` still raises "
+              "NotImplementedError)." + again)
+    unnamed = ("Exercise 98.2 · Pair: not attempted yet (the answer still raises "
+               "NotImplementedError)." + again)
+    good = new_notebook(cells=[checker('check("98.1", answer)', report),
+                               checker('check("98.2", (a, b))', unnamed)])
+    assert checker_problems(good) == []
+    bad = new_notebook(cells=[
+        checker('check("98.1", answer)', report + "\n  FAIL  x"),  # more after it
+        checker('check("98.1", answer)', report.split("\n")[0]),  # its first line only
+        checker('check("98.1", answer)', report, report),  # shown twice
+        checker('check("98.3", answer)', report),  # another exercise's report
+        checker('check("98.1", other)', report),  # another answer's
+        checker('check("98.1", answer)', report.replace("raises", "raised")),
+    ])
+    assert len(checker_problems(bad)) == 6
+
+
+def test_a_later_chapter_is_named_with_a_link_to_it(tmp_path):
+    nav = new_markdown_cell("[← chapter 04](04_a.ipynb) | chapter 06 next",
+                            metadata={"tags": [store.NAV_TAG]})
+    nb = new_notebook(cells=[nav, new_markdown_cell(
+        "Chapter 05 is this one; chapter 02 came before. [Chapter 07](07_b.ipynb) is linked,"
+        " and so are chapters [06](06_c.ipynb) and [13](13_d.ipynb). `chapter 09` is code,\n"
+        "```\nchapter 09 too\n```\n"
+        "but chapter 07 is named plainly,\n[chapter 07](08_e.ipynb) links the wrong one,"
+        " chapters [06](06_c.ipynb) and 13 leave 13 out,\nchapters 06-08 name two, and"
+        " Chapter 10's server is named too, and chapter [11](12_f.ipynb) is the wrong one."),
+        new_code_cell("# chapter 09")])
+    found = unlinked_later_chapters(tmp_path / "05_x.ipynb", nb)
+    assert [p.split(":")[0] for p in found] == [
+        f"chapter {n} is named without a link to it" for n in ("07", "07", "13", "06", "08",
+                                                               "10", "11")]
+    assert found[0].endswith(": but chapter 07 is named plainly,")
 
 
 def test_tags_count_as_markers_and_unknown_tags_are_found():

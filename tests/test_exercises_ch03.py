@@ -2,8 +2,10 @@
 message that names the cause (reference solutions: tests/test_exercises.py)."""
 
 import random
+import re
 import socket
 import threading
+import time
 
 import pytest
 
@@ -541,7 +543,8 @@ def test_remembering_every_request_fails_only_on_stale():
 
 def test_answering_a_repeat_with_the_current_value_fails():
     report = check("03.3", RepliesTheCurrentValue)
-    assert report.failed == {"repeat"}
+    # It reads the counter outside the lock too: "concurrent" catches that race when it shows.
+    assert report.failed - {"concurrent"} == {"repeat"}
     assert report.message("repeat") == "connection 2: 'INCR a 1' was answered '2', expected '1'"
 
 
@@ -561,7 +564,7 @@ def test_a_counter_per_client_fails():
 
 def test_one_recv_taken_for_one_line_fails():
     report = check("03.3", RecvIsALine)
-    assert report.failed == {"pipelined"}
+    assert report.failed == {"pipelined", "concurrent"}  # "concurrent" pipelines its requests
     assert report.message("pipelined") == (
         "after sending b'INCR a 1\\nINCR b 1\\nINCR a' in one write, the client expected"
         " b'1\\n' but got nothing, then the connection closed; your handler raised"
@@ -581,6 +584,33 @@ def test_records_in_the_class_body_fail():
     assert report.message("fresh") == (
         "a second CounterServer(), after the first had answered 'INCR z 1' and 'INCR z 2':"
         " 'INCR z 1' was answered 'STALE', expected '1'")
+
+
+class NoLock(CounterServer):
+    """Wrong: no lock; read, then write back one more (the thread can switch in between)."""
+
+    def answer(self, client, seq):
+        if client in self.last:
+            last_seq, reply = self.last[client]
+            if seq == last_seq:
+                return reply
+            if seq < last_seq:
+                return b"STALE\n"
+        value = self.value
+        time.sleep(0)  # any call here (a log line, a lookup) gives other threads a turn
+        self.value = value + 1
+        reply = b"%d\n" % self.value
+        self.last[client] = (seq, reply)
+        return reply
+
+
+def test_a_counter_without_a_lock_fails_under_concurrent_connections():
+    report = check("03.3", NoLock)
+    assert report.failed == {"concurrent"}
+    assert re.fullmatch(
+        r"8 connections at once, each sending 40 requests INCR cN 10 to INCR cN 49 in one"
+        r" write: the 320 replies should be 1 to 320, each once; \d+ values came twice"
+        r" \(e\.g\. \[.*\]\), so two requests were counted as one", report.message("concurrent"))
 
 
 def test_the_reference_counter_is_safe_under_concurrent_clients():

@@ -17,6 +17,7 @@ import random
 import socket
 import statistics
 import struct
+import sys
 import threading
 import time
 
@@ -504,6 +505,58 @@ def _numbers(cls):
         _talk(server, [(1, "INCR a 9", "1"), (1, "INCR a 10", "2"), (1, "INCR a 9", "STALE"),
                        (1, "INCR a 10", "2"), (1, "INCR a 11", "3"), (1, "INCR b 100", "4"),
                        (1, "INCR b 20", "STALE")])
+
+
+CLIENTS, EACH = 8, 40  # "concurrent": connections at once, requests each
+
+
+@counter.check("concurrent", "connections served at the same time count every request once",
+               hint="Two connections' threads can read the counter, and a client's record,"
+                    " at the same moment: what checks and updates shared state must happen as"
+                    " one step. (A race does not show on every run; this check makes it"
+                    " likely, not certain.)")
+def _concurrent(cls):
+    switch = sys.getswitchinterval()
+    with _serve_counter(cls) as server:
+        clients = [Client(server.port, timeout=REPLY_TIMEOUT) for _ in range(CLIENTS)]
+        replies: list[list[bytes]] = [[] for _ in clients]
+
+        def run(n):
+            client = clients[n]
+            client.send(b"".join(b"INCR c%d %d\n" % (n, k) for k in range(10, 10 + EACH)))
+            for _ in range(EACH):
+                got = client.read_until(b"\n", timeout=REPLY_TIMEOUT * 4)
+                if got.ending != "complete":
+                    replies[n].append(str(got).encode())
+                    return
+                replies[n].append(got.data.rstrip(b"\n"))
+
+        sys.setswitchinterval(1e-6)  # threads take turns often: races show up
+        try:
+            threads = [threading.Thread(target=run, args=(n,), daemon=True)
+                       for n in range(CLIENTS)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(REPLY_TIMEOUT * 8)
+        finally:
+            sys.setswitchinterval(switch)
+            for client in clients:
+                client.close()
+        story = (f"{CLIENTS} connections at once, each sending {EACH} requests INCR cN 10 to"
+                 f" INCR cN {9 + EACH} in one write")
+        for n, got in enumerate(replies):
+            require(len(got) == EACH and all(r.isdigit() for r in got),
+                    f"{story}: connection {n} got {show(got[-3:])} as its last replies"
+                    f" ({len(got)} of {EACH}){why(server)}")
+        values = sorted(int(r) for got in replies for r in got)
+        total = CLIENTS * EACH
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        require(values == list(range(1, total + 1)),
+                f"{story}: the {total} replies should be 1 to {total}, each once; "
+                + (f"{len(repeated)} values came twice (e.g. {repeated[:3]}), so two requests"
+                   " were counted as one" if repeated else f"they went up to {values[-1]}"))
+        _talk(server, [(1, "INCR last 1", str(total + 1))])
 
 
 @counter.check("fresh", "a new CounterServer() starts from zero",

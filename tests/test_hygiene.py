@@ -280,15 +280,7 @@ def test_every_local_link_resolves(path):
     assert broken_links(path, load(path)) == []
 
 
-# Chapters whose own references to later chapters are not links yet (they belong to other
-# work in progress): remove a name once its notebook passes.
-NOT_YET_LINKED = {"14_tls_and_security.ipynb", "16_asyncio_basics.ipynb",
-                  "17_twisted_asyncio_interop.ipynb", "19_performance.ipynb"}
-
-
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(reason="later chapters named without links"))
-    if p.name in NOT_YET_LINKED else p for p in NOTEBOOKS], ids=NAMES)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_later_chapters_are_named_with_a_link(path):
     assert unlinked_later_chapters(path, load(path)) == []
 

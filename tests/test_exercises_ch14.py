@@ -221,6 +221,19 @@ def test_a_client_without_ihandshakelistener_never_sends_its_command(short_sessi
         " [b'PAY 5 bob'] over TLS")
 
 
+def test_a_client_that_never_closes_fails():
+    class StaysConnected(StartTLSClient):
+        def connectionMade(self):
+            super().connectionMade()
+            self.transport.loseConnection = lambda: None  # "done", but the socket stays open
+
+    report = check("14.2", StaysConnected)
+    assert report.failed == {"closes"}
+    assert report.message("closes") == (
+        "against an honest server: self.result fired with b'250 paid 5 bob', and the"
+        " connection was still open 0.5 s later")
+
+
 def test_a_result_that_is_not_a_deferred_is_named():
     class NoResult(StartTLSClient):
         def __init__(self, options, command):
@@ -275,6 +288,20 @@ class PaysForRefusals(TokenBucket):
         return tokens >= 0
 
 
+class RefillsTwice(TokenBucket):
+    """A refusal keeps the refilled tokens but not the time: the next call adds them again."""
+
+    def allow(self, peer):
+        now = self.clock.seconds()
+        tokens, then = self.buckets.get(peer.host, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate)
+        if tokens >= 1:
+            self.buckets[peer.host] = (tokens - 1, now)
+            return True
+        self.buckets[peer.host] = (tokens, then)
+        return False
+
+
 class WallClock(TokenBucket):
     def __init__(self, rate, burst, clock):
         super().__init__(rate, burst, clock=type("Wall", (), {"seconds": time.monotonic})())
@@ -298,15 +325,20 @@ class OneBucket(TokenBucket):
      "rate=1, burst=3, emptied, then 100 s of quiet: five requests were allowed as YYYYY,"
      " expected YYYnn"),
     (PaysForRefusals, {"refill", "refused-free"}, "refused-free",
-     "rate=2, burst=1: emptied at t=0, refused requests at t=0.125, 0.25 and 0.375, then at"
-     " t=0.5 (a whole token refilled) the request was refused"),
+     "rate=2, burst=1: requests at t=0, 0.125, 0.25, 0.375 and 0.5 were allowed as Ynnnn (Y"
+     " allowed, n refused), expected YnnnY: the refusals take nothing, so the token that"
+     " refills by t=0.5 is whole then, and not before"),
+    (RefillsTwice, {"refused-free"}, "refused-free",
+     "rate=2, burst=1: requests at t=0, 0.125, 0.25, 0.375 and 0.5 were allowed as YnnYn (Y"
+     " allowed, n refused), expected YnnnY: the refusals take nothing, so the token that"
+     " refills by t=0.5 is whole then, and not before"),
     (WallClock, {"refill", "capped", "refused-free"}, "capped",
      "rate=1, burst=3, emptied, then 100 s of quiet: five requests were allowed as nnnnn,"
      " expected YYYnn"),
     (OneBucket, {"per-host"}, "per-host",
      "then another host, 198.51.100.7, sent three requests: allowed as nnn, expected YYn (its"
      " own full bucket)"),
-], ids=["keyed-on-host-and-port", "whole-tokens", "no-cap", "refusals-cost", "wall-clock",
+], ids=["keyed-on-host-and-port", "whole-tokens", "no-cap", "refusals-cost", "refills-twice", "wall-clock",
         "one-bucket"])
 def test_token_bucket_mistakes(answer, failed, key, message):
     report = check("14.3", answer)

@@ -21,6 +21,7 @@ from . import exercise, fail, require, run_answer, show
 from .framework import describe_error, note_raised
 
 SESSION_LIMIT = 2.0  # the longest one TLS session of a check may take
+CLOSE_GRACE = 0.5  # 14.2: how long after its result the client has to close
 PING = b"ping\n"
 
 _extra: dict[str, tls.Identity] = {}
@@ -259,6 +260,7 @@ def _bank_factory(mode: str):
 class _BankSession:
     result: object  # an Outcome: what self.result did
     lines: list  # (line, over TLS?) as the server received them
+    closed: bool  # the connection closed without the check aborting it
 
     @property
     def commands(self) -> list:
@@ -281,8 +283,8 @@ def _bank_session(cls, mode: str) -> _BankSession:
              " Deferred")
     factory = _bank_factory(mode)
     with serve("check-14.2", factory) as server:
-        outcome = client_outcome(client, result, server.port, limit=SESSION_LIMIT)
-    return _BankSession(outcome, list(factory.lines))
+        outcome, closed = client_outcome(client, result, server.port, limit=SESSION_LIMIT)
+    return _BankSession(outcome, list(factory.lines), closed)
 
 
 def _result_text(session: _BankSession) -> str:
@@ -323,6 +325,18 @@ def _pays_over_tls(cls):
     require(session.result.kind == "fired" and session.result.value == b"250 paid 5 bob",
             f"against {_MODES['honest']}: {_result_text(session)}, expected it to fire with"
             " b'250 paid 5 bob'")
+
+
+@starttls_ex.check("closes", "closes the connection once the result has fired",
+                   hint="The result is not the end of the conversation for the server: the"
+                        " client that is done says so by closing its side.")
+def _closes(cls):
+    for mode in ("honest", "refuse", "inject"):
+        session = _bank_session(cls, mode)
+        if session.result.kind == "pending":
+            continue  # the checks about the result say so
+        require(session.closed, f"against {_MODES[mode]}: {_result_text(session)}, and the"
+                f" connection was still open {CLOSE_GRACE:g} s later")
 
 
 @starttls_ex.check("refuses-stripping", "gives up when STARTTLS is refused",
@@ -448,14 +462,14 @@ def _capped(cls):
                       " the bucket as it was.")
 def _refused_free(cls):
     bucket, clock = _bucket(cls, 2, 1)
-    _allow(bucket, _peer())
-    for _ in range(3):
+    got = [_allow(bucket, _peer())]
+    for _ in range(4):
         clock.advance(0.125)
-        _allow(bucket, _peer())  # refused: a whole token is not there yet
-    clock.advance(0.125)
-    require(_allow(bucket, _peer()), "rate=2, burst=1: emptied at t=0, refused requests at"
-            " t=0.125, 0.25 and 0.375, then at t=0.5 (a whole token refilled) the request was"
-            " refused")
+        got.append(_allow(bucket, _peer()))  # refused until a whole token is back at t=0.5
+    require(_pattern(got) == "YnnnY",
+            f"rate=2, burst=1: requests at t=0, 0.125, 0.25, 0.375 and 0.5 were allowed as"
+            f" {_pattern(got)} (Y allowed, n refused), expected YnnnY: the refusals take"
+            " nothing, so the token that refills by t=0.5 is whole then, and not before")
 
 
 @bucket_ex.check("per-host", "one bucket per host, shared by its connections",
@@ -479,7 +493,8 @@ def _per_host(cls):
 
 def client_outcome(client, result, port: int, *, limit: float, grace: float = 0.3):
     """Connect the reader's `client` protocol to 127.0.0.1:`port` and wait for `result`,
-    a Deferred of the client's: an Outcome, "fired", "failed" or "pending".
+    a Deferred of the client's: (an Outcome, "fired", "failed" or "pending"; whether the
+    connection had closed before this check gave up on it).
 
     Waits at most `limit` for the result or the end of the connection, whichever comes
     first; after the connection ends, `grace` more for a result fired from (or just after)
@@ -518,12 +533,15 @@ def client_outcome(client, result, port: int, *, limit: float, grace: float = 0.
     _reactor.call(connect, timeout=limit)
     if either.wait(limit):
         settled.wait(grace)
-        lost.wait(grace + 0.2)  # the client closes once it has its result
+        lost.wait(CLOSE_GRACE)  # the client closes once it has its result
+    # Closed once the result was in (by the client, or the server), not by this check; a
+    # result that came only with this check's abort is for the other checks to judge.
+    closed = lost.is_set() or not settled.is_set()
     if not lost.is_set():
         _reactor.call(lambda: client.transport.abortConnection())
         lost.wait(limit)
     if not box:
-        return Outcome("pending", seconds=limit)
+        return Outcome("pending", seconds=limit), closed
     if isinstance(box[0], Failure):
-        return Outcome("failed", box[0].value)
-    return Outcome("fired", box[0])
+        return Outcome("failed", box[0].value), closed
+    return Outcome("fired", box[0]), closed

@@ -338,8 +338,8 @@ class OneBucket(TokenBucket):
     (OneBucket, {"per-host"}, "per-host",
      "then another host, 198.51.100.7, sent three requests: allowed as nnn, expected YYn (its"
      " own full bucket)"),
-], ids=["keyed-on-host-and-port", "whole-tokens", "no-cap", "refusals-cost", "refills-twice", "wall-clock",
-        "one-bucket"])
+], ids=["keyed-on-host-and-port", "whole-tokens", "no-cap", "refusals-cost", "refills-twice",
+        "wall-clock", "one-bucket"])
 def test_token_bucket_mistakes(answer, failed, key, message):
     report = check("14.3", answer)
     assert report.failed == failed

@@ -275,3 +275,17 @@ def test_cancelling_from_the_calling_thread_fails():
         "fn returns a Deferred that never fires, timeout=0.2: the Deferred was cancelled in"
         " thread 'helpers-check-answer', not in the reactor thread: Deferreds are not"
         " thread-safe")
+
+
+def test_handing_the_work_to_crochet_fails():
+    from helpers.reactor import call
+
+    def shortcut(fn, timeout):  # what the exercise asks the reader to build, borrowed
+        return call(fn, timeout=timeout)
+
+    report = check("05.3", shortcut)
+    assert report.failed == {"in-reactor"}
+    assert report.message("in-reactor") == (
+        "call_with_timeout handed fn to the reactor through crochet (helpers.reactor.call, or"
+        " crochet's wait_for or run_in_reactor): this exercise asks you to do that part"
+        " yourself, with reactor.callFromThread and a threading.Event")

@@ -197,6 +197,20 @@ def _expect_raise(fn, job, exc_type, what):
             f"{what}: call_with_timeout {outcome}, expected it to raise {exc_type.__name__}")
 
 
+def _through_crochet() -> bool:
+    """Called from fn in the reactor thread: did crochet (helpers.reactor.call, wait_for,
+    run_in_reactor) hand fn to the reactor, rather than the answer's own callFromThread?"""
+    import sys
+
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_name != "runUntilCurrent":
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("crochet") or module == _reactor.__name__:
+            return True
+        frame = frame.f_back
+    return False
+
+
 @with_timeout.check("in-reactor", "returns fn's result, computed in the reactor thread",
                     hint="callFromThread only schedules: the calling thread must wait until the"
                          " reactor thread has run fn and handed the result over.")
@@ -205,6 +219,12 @@ def _returns_in_reactor_thread(fn):
     _expect_value(fn, lambda: threading.current_thread().name, "CrochetReactor",
                   "fn = lambda: threading.current_thread().name")
     _expect_value(fn, lambda: [1, 2, 3], [1, 2, 3], "fn = lambda: [1, 2, 3]")
+    via = []
+    _call(fn, lambda: via.append(_through_crochet()))
+    require(via != [True], "call_with_timeout handed fn to the reactor through crochet"
+            " (helpers.reactor.call, or crochet's wait_for or run_in_reactor): this exercise"
+            " asks you to do that part yourself, with reactor.callFromThread and a"
+            " threading.Event")
 
 
 @with_timeout.check("raises", "raises the exception fn raised",

@@ -32,6 +32,15 @@ class StubCommands(Protocol):
         raise NotImplementedError("your code here")
 
 
+@pytest.fixture(autouse=True)
+def quick_replies(monkeypatch):
+    """A reply that must come is waited for 0.3 s here (0.5 s in the notebook): loopback
+    answers within a millisecond, and the wrong answers that never reply fail sooner."""
+    from helpers.exercises import ch04
+
+    monkeypatch.setattr(ch04, "REPLY", 0.3)
+
+
 @pytest.mark.parametrize(("exercise_id", "answer"),
                          [("04.1", stub), ("04.2", stub), ("04.3", StubCommands)])
 def test_the_stub_is_not_attempted_and_shows_no_hint(exercise_id, answer):
@@ -162,21 +171,21 @@ def test_the_iterative_server_fails():
     assert {"concurrent", "bounded"} <= report.failed
     assert report.message("concurrent").startswith(
         "max_workers=3, three clients connected at once: client 2: sent b'hello from 2',"
-        " expected the echo but got nothing, then nothing more for 0.5 s")
+        " expected the echo but got nothing, then nothing more for 0.3 s")
 
 
 @pytest.mark.parametrize(("mistake", "failed", "message"), [
     ("never closes", {"closes"},
      "the handler returned after its reply, but the client then got nothing, then nothing"
-     " more for 0.5 s: close each connection when its handler is done"),
+     " more for 0.3 s: close each connection when its handler is done"),
     ("closes only on return", {"closes"},
      "the handler raised an exception after its reply, but the client then got nothing, then"
-     " nothing more for 0.5 s: close each connection when its handler is done"),
+     " nothing more for 0.3 s: close each connection when its handler is done"),
     ("closed in the accept thread", {"bounded", "closes"},
      "max_workers=2: client "),
     ("executor per connection", {"concurrent", "bounded", "stops"},
      "max_workers=3, three clients connected at once: client 2: sent b'hello from 2',"
-     " expected the echo but got nothing, then nothing more for 0.5 s"),
+     " expected the echo but got nothing, then nothing more for 0.3 s"),
     ("stop before accept", {"stops"},
      "stop was set, yet the connection that woke accept() up was given to the handler"),
 ])
@@ -321,15 +330,14 @@ def test_wrong_idle_loops_fail_the_check_that_names_their_mistake(mistake, faile
            "deadline from accept only": "keeps-busy", "busy": "sleeps", "own selector": "sleeps",
            "leaves sockets open": "stops"}.get(mistake, "closes-idle")
     assert report.message(key).startswith(message), report.message(key)
+    if mistake == "sendall":  # 16 MiB: the kernel buffers cannot hide what sendall lost
+        assert report.message("big").endswith(", then nothing for 1 s")
+        assert report.message("half-close").endswith(
+            " bytes (not the bytes it sent), then the connection closed; expected all 16 MiB,"
+            " then the connection closed")
     assert no_answer_threads_left()
 
 
-def test_sendall_on_a_non_blocking_socket_loses_data_silently(short_timeout):
-    report = check("04.2", loop_with("sendall"))
-    assert report.message("big").endswith(", then nothing for 1 s")
-    assert report.message("half-close").endswith(
-        " bytes (not the bytes it sent), then the connection closed; expected all 16 MiB,"
-        " then the connection closed")
 
 
 # -- 04.3 -------------------------------------------------------------------------

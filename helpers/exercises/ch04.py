@@ -76,9 +76,10 @@ def _connect(port, **options) -> Client:
     return Client(port, timeout=REPLY, **options)
 
 
-def _read(client, n: int, stopped, timeout: float = REPLY) -> Received:
-    """client.read_exactly(n), but stop waiting as soon as stopped() says that nothing more
-    will come (the answer has returned, or raised)."""
+def _read(client, n: int, stopped, timeout: float | None = None) -> Received:
+    """client.read_exactly(n) within `timeout` (REPLY), but stop waiting as soon as
+    stopped() says that nothing more will come (the answer has returned, or raised)."""
+    timeout = REPLY if timeout is None else timeout
     start, data = time.monotonic(), b""
     while True:
         left = start + timeout - time.monotonic()

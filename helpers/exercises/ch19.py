@@ -20,7 +20,9 @@ import socket
 import statistics
 import threading
 import time
+from pathlib import Path
 
+from ..notebook_code import load
 from . import CheckFailed, exercise, fail, require, run_answer, show
 
 BATCH = 2000  # 19.1: requests per timed batch
@@ -35,32 +37,14 @@ SEND_LIMIT = 1.0  # 19.2: seconds to send 8 MiB on loopback and read 2 bytes (ne
 
 # -- 19.1 -----------------------------------------------------------------------------------
 
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "19_performance.ipynb"
+
 total = exercise("19.1", "Find the hot spot")
 
 
 def _reference():
-    """The chapter's RunningTotal: right answers, slow."""
-    from twisted.internet.protocol import Protocol
-
-    class RunningTotal(Protocol):
-        def connectionMade(self):
-            self.buffer, self.added = b"", []
-
-        def dataReceived(self, data):
-            self.buffer += data
-            *lines, self.buffer = self.buffer.split(b"\n")
-            for line in lines:
-                command, _, number = line.strip().partition(b" ")
-                try:
-                    if command != b"ADD":
-                        raise ValueError
-                    self.added.append(int(number))
-                except ValueError:
-                    self.transport.write(b"ERR expected ADD n\n")
-                    continue
-                self.transport.write(b"%d\n" % sum(self.added))
-
-    return RunningTotal
+    """The chapter's RunningTotal (its `# module: running_total` cell): right answers, slow."""
+    return load(NOTEBOOK, "running_total").RunningTotal
 
 
 def _connect(protocol_class):

@@ -3,6 +3,7 @@ that names the cause (reference solutions: tests/test_exercises.py). The answers
 the checkers run them against the chapter's Adder, Idle and LineDecoder and against broken
 versions of each."""
 
+import os
 import re
 import socket
 import time
@@ -444,3 +445,21 @@ def test_a_test_that_reads_one_recv_for_two_answers_fails_against_the_right_serv
     assert "passes" in report.failed
     assert report.message("passes").startswith("against a correct Adder server, your test"
                                                " raised AssertionError")
+
+
+def test_the_checks_write_nothing_into_the_working_folder(tmp_path):
+    """Hypothesis caches into `.hypothesis/` of the working folder, database=None or not; a
+    fresh kernel (or one after the chapter's clean-up cell) runs the checks from the
+    reader's folder."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "from helpers.exercises import check\n"
+            "from solutions.ch15 import SOLUTIONS\n"
+            "assert check('15.3', SOLUTIONS['15.3']).passed\n")
+    subprocess.run([sys.executable, "-c", code, str(root)], cwd=tmp_path, check=True,
+                   timeout=120, env={**os.environ, "HYPOTHESIS_STORAGE_DIRECTORY": ""})
+    assert list(tmp_path.iterdir()) == []

@@ -28,8 +28,11 @@ The correct `Adder` and `Idle` are the chapter's own, loaded from its `# module:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import sys
+import tempfile
 import time
 import types
 import unittest
@@ -419,13 +422,35 @@ def _forced_settings(answer, *, shrink):
                     max_examples=max(current.max_examples, MIN_EXAMPLES))
 
 
+@contextlib.contextmanager
+def _hypothesis_home_outside_the_working_folder():
+    """Hypothesis caches what it learns in `.hypothesis/` of the working folder (even with
+    database=None); while a check runs, that goes to a temporary folder unless the reader
+    chose a home of their own (the chapter's section 6 does)."""
+    from hypothesis import configuration
+
+    key = "__hypothesis_home_directory"  # the module's global: no public getter
+    kept = vars(configuration).get(key)
+    if (kept is not None and kept != Path.cwd() / ".hypothesis") or os.getenv(
+            "HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="check-15-hypothesis-") as home:
+        configuration.set_hypothesis_home_dir(home)
+        try:
+            yield
+        finally:
+            configuration.set_hypothesis_home_dir(kept)
+
+
 def _run_property(answer, Decoder, shrink):
     require(callable(answer), f"expected a function (a Hypothesis test), got {show(answer)}")
     kept = getattr(answer, "_hypothesis_internal_use_settings", None)
     if hasattr(answer, "hypothesis"):  # a @given test: run it the same way every time
         answer._hypothesis_internal_use_settings = _forced_settings(answer, shrink=shrink)
     try:
-        return run_answer(answer, Decoder, limit=PROPERTY_LIMIT, what="your property")
+        with _hypothesis_home_outside_the_working_folder():
+            return run_answer(answer, Decoder, limit=PROPERTY_LIMIT, what="your property")
     finally:
         if hasattr(answer, "hypothesis"):
             answer._hypothesis_internal_use_settings = kept

@@ -19,7 +19,9 @@ Python 3.13's stricter `ssl` (VERIFY_X509_STRICT on by default) accept:
   IP `127.0.0.1`): host names are checked against the SAN, never the common name.
 
 From a terminal, `python -m helpers.tls` prints the folder of the newest live notebook's
-certificates (`cd` there, then `openssl s_client -CAfile ca.pem ...`).
+certificates (`cd` there, then `openssl s_client -CAfile ca.pem ...`); `python -m helpers.tls
+PID` that of the kernel with that process id. Folders of processes that are gone are removed
+when a new one is made.
 """
 
 from __future__ import annotations
@@ -287,6 +289,7 @@ class PKI:
         NAME.key (made on first use; made again after `cleanup`)."""
         with _lock:
             if self._folder is None or not self._folder.exists():
+                remove_stale()  # a killed kernel's keys do not stay on disk for ever
                 self._folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
                 _folders.add(self._folder)
                 for identity in self:
@@ -364,23 +367,56 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _pid(folder: Path) -> int | None:
+    pid = folder.name.removeprefix(PREFIX).split("-")[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def remove_stale(root: str | None = None) -> list[str]:
+    """Remove the certificate folders of processes that are gone (a kernel killed before
+    its clean-up ran); the names of those removed. Only where a process can be looked up."""
+    if os.name != "posix":
+        return []
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        pid = _pid(folder)
+        if pid is not None and pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return sorted(removed)
+
+
 def live_folders(root: str | None = None) -> list[Path]:
     """Certificate folders of running processes in the temp folder, newest first."""
     found = []
     for folder in Path(root or tempfile.gettempdir()).glob(f"{PREFIX}*"):
-        pid = folder.name.removeprefix(PREFIX).split("-")[0]
+        pid = _pid(folder)
         with contextlib.suppress(OSError):
-            if pid.isdigit() and _alive(int(pid)) and (folder / "ca.pem").exists():
+            if pid is not None and _alive(pid) and (folder / "ca.pem").exists():
                 found.append((folder.stat().st_mtime, folder))
     return [folder for _, folder in sorted(found, reverse=True)]
 
 
 def main(argv=None) -> int:
+    """Print the certificate folder of the newest live kernel, or of the kernel whose
+    process id is given; with several, say on stderr which others there are."""
+    args = sys.argv[1:] if argv is None else argv
     folders = live_folders()
+    if args:
+        folders = [f for f in folders if str(_pid(f)) == args[0]]
+        if not folders:
+            print(f"No running process {args[0]} has certificates on disk; without a process"
+                  " id, the newest kernel's folder is printed.", file=sys.stderr)
+            return 1
     if not folders:
         print("No notebook has its certificates on disk. Run chapter 14 up to its"
               " 'Try it from a terminal' cell first.", file=sys.stderr)
         return 1
+    if len(folders) > 1:
+        print(f"{len(folders)} kernels have certificates; this is the newest, process"
+              f" {_pid(folders[0])}'s (the others: {', '.join(str(_pid(f)) for f in folders[1:])};"
+              " choose one with `python -m helpers.tls PID`; a kernel's PID is `os.getpid()`"
+              " in one of its cells).", file=sys.stderr)
     print(folders[0])
     return 0
 

@@ -295,3 +295,39 @@ def test_the_command_prints_the_folder_and_says_when_there_is_none(pki, tmp_path
     empty = subprocess.run([sys.executable, "-m", "helpers.tls"], cwd=ROOT, capture_output=True,
                            text=True, timeout=30, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert empty.returncode == 1 and "Run chapter 14" in empty.stderr
+
+
+def test_folders_of_processes_that_are_gone_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, timeout=30).stdout.strip()
+    gone = Path(tempfile.mkdtemp(prefix=f"{tls.PREFIX}{dead}-", dir=tmp_path))
+    (gone / "server.key").write_text("a killed kernel's key")
+    ours = Path(tempfile.mkdtemp(prefix=f"{tls.PREFIX}{os.getpid()}-", dir=tmp_path))
+    assert tls.remove_stale(tmp_path) == [gone.name]
+    assert not gone.exists() and ours.exists()
+
+
+def test_the_command_chooses_a_kernel_by_its_process_id(pki):
+    folder = pki.folder
+    chosen = subprocess.run([sys.executable, "-m", "helpers.tls", str(os.getpid())], cwd=ROOT,
+                            capture_output=True, text=True, timeout=30)
+    assert chosen.returncode == 0 and Path(chosen.stdout.strip()) == folder
+    other = subprocess.run([sys.executable, "-m", "helpers.tls", "1"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=30)
+    assert other.returncode == 1 and "No running process 1 has certificates" in other.stderr
+
+
+def test_the_command_names_the_other_kernels_when_there_are_several(pki):
+    pki.folder  # noqa: B018 (made on first use)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from helpers import tls; print(tls.pki().folder, flush=True);"
+         " import sys; sys.stdin.read()"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        newest = Path(child.stdout.readline().strip())
+        result = subprocess.run([sys.executable, "-m", "helpers.tls"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=30)
+        assert Path(result.stdout.strip()) == newest
+        assert f"process {child.pid}'s" in result.stderr and str(os.getpid()) in result.stderr
+    finally:
+        child.communicate("", timeout=30)

@@ -126,6 +126,37 @@ def test_a_client_read_says_how_it_ended(server):
         assert str(got) == "got nothing, then the connection was reset"
 
 
+def test_a_long_read_with_silence_ends_open_while_bytes_keep_coming():
+    writer_done = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = Client(listener.getsockname()[1], timeout=1.0)
+        writer, _ = listener.accept()
+
+    def trickle():  # a byte every 20 ms, for longer than the read may take
+        while not writer_done.wait(0.02):
+            try:
+                writer.sendall(b"x")
+            except OSError:
+                return
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        got = client.read_to_end(0.3, silence=0.2)
+        assert got.ending == "open" and got.data
+        assert str(got).endswith(" in 0.3 s, and the connection was still open")
+        writer_done.set()
+        sender.join(1)
+        got = client.read_to_end(0.5, silence=0.1)
+        assert (got.ending, got.seconds) == ("silent", 0.1)
+    finally:
+        writer_done.set()
+        client.close()
+        writer.close()
+
+
 def test_expect_line_fails_with_what_came(server):
     with Client(server.port, timeout=0.2) as client:
         client.send(b"one\n")

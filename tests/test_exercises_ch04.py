@@ -331,7 +331,7 @@ def test_wrong_idle_loops_fail_the_check_that_names_their_mistake(mistake, faile
            "leaves sockets open": "stops"}.get(mistake, "closes-idle")
     assert report.message(key).startswith(message), report.message(key)
     if mistake == "sendall":  # 16 MiB: the kernel buffers cannot hide what sendall lost
-        assert report.message("big").endswith(", then nothing for 1 s")
+        assert report.message("big").endswith(", then nothing more for 1 s")
         assert report.message("half-close").endswith(
             " bytes (not the bytes it sent), then the connection closed; expected all 16 MiB,"
             " then the connection closed")

@@ -338,9 +338,9 @@ def _echoes_to_several(idle_echo_loop):
 _PAYLOAD = bytes(range(256)) * (BIG // 256)
 
 
-def _transfer(loop, half_close: bool) -> tuple[bytes, str]:
-    """A client sends BIG bytes without reading (then half-closes if asked), then reads:
-    what it got, and how its reading ended."""
+def _transfer(loop, half_close: bool) -> Received:
+    """A client sends BIG bytes without reading (then half-closes if asked), then reads
+    for at most TRANSFER s: all of it, or, after a half-close, to the end."""
     client = loop.client(rcvbuf=SMALL_BUFFER)
     _echoes(client, b"hi", "a client, before it sends 16 MiB", loop.answer)
     client.sock.settimeout(2 * TIMEOUT)
@@ -354,29 +354,16 @@ def _transfer(loop, half_close: bool) -> tuple[bytes, str]:
              f"{loop.answer.why()}")
     if half_close:
         client.shutdown_write()
-    received, deadline = bytearray(), time.monotonic() + TRANSFER
-    while len(received) < BIG or half_close:
-        if time.monotonic() > deadline:
-            return bytes(received), "open"
-        try:
-            chunk = client.sock.recv(2**20)
-        except TimeoutError:
-            return bytes(received), "silent"
-        except ConnectionResetError:
-            return bytes(received), "reset"
-        if not chunk:
-            return bytes(received), "closed"
-        received += chunk
-    return bytes(received), "complete"
+        return client.read_to_end(TRANSFER, silence=2 * TIMEOUT)
+    return client.read_exactly(BIG, TRANSFER, silence=2 * TIMEOUT)
 
 
-def _said(received: bytes, ending: str) -> str:
-    intact = received == _PAYLOAD[: len(received)]
-    return (f"it got {len(received):,} bytes{'' if intact else ' (not the bytes it sent)'}"
-            + {"closed": ", then the connection closed", "complete": "",
-               "reset": ", then the connection was reset",
-               "open": f" in {TRANSFER:g} s, and the connection was still open",
-               "silent": f", then nothing for {2 * TIMEOUT:g} s"}[ending])
+def _said(got: Received) -> str:
+    """What the client got, counted (16 MiB do not print), and how its read ended."""
+    intact = got.data == _PAYLOAD[: len(got.data)]
+    ended = str(Received(b"", got.ending, got.seconds)).removeprefix("got nothing")
+    return (f"it got {len(got.data):,} bytes{'' if intact else ' (not the bytes it sent)'}"
+            f"{ended}")
 
 
 @idle_loop.check("big", "echoes 16 MiB to a client that reads only after sending",
@@ -385,9 +372,9 @@ def _said(received: bytes, ending: str) -> str:
                       " writable again.")
 def _big(idle_echo_loop):
     with _Loop(idle_echo_loop, idle=5.0) as loop:
-        received, ending = _transfer(loop, half_close=False)
-        require(received == _PAYLOAD,
-                f"a client sent 16 MiB without reading, then read: {_said(received, ending)}"
+        got = _transfer(loop, half_close=False)
+        require(got.data == _PAYLOAD,
+                f"a client sent 16 MiB without reading, then read: {_said(got)}"
                 f"{loop.answer.why()}")
 
 
@@ -396,10 +383,10 @@ def _big(idle_echo_loop):
                       " that it stopped reading.")
 def _half_close(idle_echo_loop):
     with _Loop(idle_echo_loop, idle=5.0) as loop:
-        received, ending = _transfer(loop, half_close=True)
-        require(received == _PAYLOAD and ending == "closed",
+        got = _transfer(loop, half_close=True)
+        require(got.data == _PAYLOAD and got.ending == "closed",
                 "a client sent 16 MiB, shut down its sending side (shutdown(SHUT_WR)), then"
-                f" read: {_said(received, ending)}; expected all 16 MiB, then the connection"
+                f" read: {_said(got)}; expected all 16 MiB, then the connection"
                 f" closed{loop.answer.why()}")
 
 

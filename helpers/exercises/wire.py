@@ -23,7 +23,8 @@ READ_TIMEOUT = 1.0  # how long a client waits for bytes on loopback before givin
 @dataclass(frozen=True)
 class Received:
     """Bytes a client read, and why it stopped: "complete" (it had what it wanted),
-    "closed" (the peer closed), "reset" (the peer reset) or "silent" (nothing came)."""
+    "closed" (the peer closed), "reset" (the peer reset), "silent" (nothing came) or
+    "open" (bytes kept coming, but the read's time was up with the connection open)."""
 
     data: bytes
     ending: str
@@ -36,6 +37,7 @@ class Received:
             "closed": f"{got}, then the connection closed",
             "reset": f"{got}, then the connection was reset",
             "silent": f"{got}, then nothing more for {self.seconds:g} s",
+            "open": f"{got} in {self.seconds:g} s, and the connection was still open",
         }[self.ending]
 
 
@@ -68,15 +70,17 @@ class Client:
         """Half-close: the peer reads b"" while this side can still read."""
         self.sock.shutdown(socket.SHUT_WR)
 
-    def _fill(self, deadline: float) -> str | None:
+    def _fill(self, deadline: float, silence: float | None) -> str | None:
         """Read once more into the buffer; the ending if the read ended the stream."""
         left = deadline - time.monotonic()
         if left <= 0:
-            return "silent"
-        self.sock.settimeout(left)
+            return "silent" if silence is None else "open"
+        self.sock.settimeout(left if silence is None else min(left, silence))
         try:
             chunk = self.sock.recv(65536)
         except TimeoutError:
+            if silence is not None and deadline - time.monotonic() <= 0:
+                return "open"
             return "silent"
         except ConnectionResetError:
             return "reset"
@@ -85,7 +89,10 @@ class Client:
         self._buffer += chunk
         return None
 
-    def _read(self, done, timeout: float | None) -> Received:
+    def _read(self, done, timeout: float | None, silence: float | None = None) -> Received:
+        """Read until done(buffer) says where to cut, or the stream ends, or `timeout`
+        passes; with `silence`, a long read whose bytes keep coming ends "open" at
+        `timeout`, and "silent" only when nothing came for `silence`."""
         start = time.monotonic()
         wait = self.timeout if timeout is None else timeout
         deadline = start + wait
@@ -96,12 +103,12 @@ class Client:
                 data = bytes(self._buffer[:cut])
                 del self._buffer[:cut]
                 return Received(data, "complete", time.monotonic() - start)
-            ending = self._fill(deadline)
+            ending = self._fill(deadline, silence)
         data = bytes(self._buffer)
         self._buffer.clear()
-        # "silent" reports the wait it gave the peer, which a loaded machine cannot stretch
-        return Received(data, ending, wait if ending == "silent" else
-                        round(time.monotonic() - start, 1))
+        # "silent" and "open" report the wait given, which a loaded machine cannot stretch
+        seconds = {"silent": wait if silence is None else silence, "open": wait}
+        return Received(data, ending, seconds.get(ending, round(time.monotonic() - start, 1)))
 
     def read_until(self, marker: bytes = b"\n", timeout: float | None = None) -> Received:
         """Read up to and including `marker`."""
@@ -112,13 +119,15 @@ class Client:
 
         return self._read(done, timeout)
 
-    def read_exactly(self, n: int, timeout: float | None = None) -> Received:
+    def read_exactly(self, n: int, timeout: float | None = None, *,
+                     silence: float | None = None) -> Received:
         """Read `n` bytes (fewer only if the stream ended or went silent)."""
-        return self._read(lambda buffer: n if len(buffer) >= n else None, timeout)
+        return self._read(lambda buffer: n if len(buffer) >= n else None, timeout, silence)
 
-    def read_to_end(self, timeout: float | None = None) -> Received:
+    def read_to_end(self, timeout: float | None = None, *,
+                    silence: float | None = None) -> Received:
         """Read until the peer closes or resets (or nothing comes for `timeout`)."""
-        return self._read(lambda buffer: None, timeout)
+        return self._read(lambda buffer: None, timeout, silence)
 
     def expect_line(self, want: bytes, after: str, timeout: float | None = None) -> None:
         """Read one line; fail unless it is `want`, saying what came after `after`."""

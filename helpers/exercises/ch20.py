@@ -22,10 +22,8 @@ TruncatingZoneServer (loaded from the notebook) and a UDP port that never answer
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,7 @@ from ..events import EventLog, EventTimeout
 from ..notebook_code import load
 from ..servers import serve, serve_udp
 from . import CheckFailed, exercise, fail, require, settle, show
+from .wire import Client
 
 TIMEOUT = 1.0  # how long a client waits for an answer (loopback: plenty)
 QUIET = 0.3  # a download that takes no chunk for this long has settled
@@ -392,22 +391,17 @@ class _Downloads:
     def reader(self) -> Reply:
         return http_request(self.server.port, "GET", "/download")
 
-    def silent(self) -> socket.socket:
+    def silent(self) -> Client:
         """A client that sends a GET and reads nothing (a small receive buffer)."""
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        sock.settimeout(TIMEOUT)
-        sock.connect(("127.0.0.1", self.server.port))
-        sock.sendall(b"GET /download HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        return sock
+        client = Client(self.server.port, timeout=TIMEOUT, rcvbuf=64 * 1024)
+        client.send(b"GET /download HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "a GET")
+        return client
 
     def first_get(self) -> None:
         """A GET whose status line is awaited, then dropped: every check starts with one,
         so that a stub's NotImplementedError (logged by Twisted) is seen in each."""
-        data = b""
-        with self.silent() as sock, contextlib.suppress(OSError):
-            while b"\r\n" not in data and (more := sock.recv(4096)):
-                data += more
+        with self.silent() as client:
+            data = client.read_until(b"\r\n").data
         status = data.partition(b"\r\n")[0].decode("latin-1")
         require(status.split(" ")[1:2] == ["200"],
                 f"GET /download answered {status or 'nothing'}, expected 200 OK")
@@ -499,12 +493,10 @@ def _paced(answer):
 def _stops(answer):
     with _Downloads(answer, [8]) as downloads:
         downloads.first_get()
-        with downloads.silent() as sock:
-            got = 0
-            while got < 64 * 1024:
-                data = sock.recv(65536)
-                require(data, "the server closed the connection before sending 64 KiB")
-                got += len(data)
+        with downloads.silent() as client:
+            got = client.read_exactly(64 * 1024)
+            require(got.ending == "complete", "a client reading 64 KiB of the download:"
+                    f" {len(got.data):,} bytes, then {got.ending}")
             source = downloads.source(1, "a client that leaves after 64 KiB")
         # closed with unread bytes: the kernel resets the connection
         require(source.taken < COUNT, f"your resource had taken all {COUNT:,} chunks before"
@@ -525,34 +517,28 @@ def _stops(answer):
                 " not called")
 
 
-def _body_chunks(sock: socket.socket, want: int, limit: float) -> list[int]:
-    """Read a response from `sock` (HTTP/1.1, chunked or not) until its body holds `want`
-    whole chunks or `limit` s pass; the numbers of the chunks read, in order."""
-    data, deadline = b"", time.monotonic() + limit
-    head, body = None, b""
-    while time.monotonic() < deadline:
-        if head is None and b"\r\n\r\n" in data:
-            head, data = data.split(b"\r\n\r\n", 1)
-        if head is not None:
-            if b"transfer-encoding: chunked" in head.lower():
-                while (end := data.find(b"\r\n")) >= 0:
-                    size = int(data[:end].split(b";")[0] or b"0", 16)
-                    if len(data) < end + 2 + size + 2:
-                        break
-                    body += data[end + 2:end + 2 + size]
-                    data = data[end + 2 + size + 2:]
-            else:
-                body, data = body + data, b""
-            if len(body) >= want * CHUNK:
-                break
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            more = sock.recv(1 << 20)
-        except (TimeoutError, OSError):
+def _body_chunks(client: Client, want: int, limit: float) -> list[int]:
+    """Read a response (HTTP/1.1, chunked or not) until its body holds `want` whole chunks
+    or `limit` s pass; the numbers of the chunks read, in order."""
+    deadline = time.monotonic() + limit
+
+    def left() -> float:
+        return max(0.01, deadline - time.monotonic())
+
+    head, body = client.read_until(b"\r\n\r\n", left()), b""
+    if head.ending != "complete":
+        return []
+    if b"transfer-encoding: chunked" not in head.data.lower():
+        body = client.read_exactly(want * CHUNK, left()).data
+    while b"transfer-encoding: chunked" in head.data.lower() and len(body) < want * CHUNK:
+        size_line = client.read_until(b"\r\n", left())
+        size = int(size_line.data.split(b";")[0].strip() or b"0", 16)
+        if size_line.ending != "complete" or not size:
             break
-        if not more:
+        chunk = client.read_exactly(size + 2, left())  # and its CRLF
+        if chunk.ending != "complete":
             break
-        data += more
+        body += chunk.data[:-2]
     return [int(body[n * CHUNK + 6:n * CHUNK + 14]) for n in range(len(body) // CHUNK)
             if body[n * CHUNK:n * CHUNK + 6] == b"chunk "]
 
@@ -563,12 +549,12 @@ def _body_chunks(sock: socket.socket, want: int, limit: float) -> list[int]:
 def _independent(answer):
     with _Downloads(answer, [8, COUNT, 64]) as downloads:
         downloads.first_get()
-        with downloads.silent() as sock:
+        with downloads.silent() as client:
             _settle(downloads.source(1, "a client that reads nothing"))
             _whole_download(downloads, 64, "while another client's download was paused,"
                                            " a second client that reads everything")
             want = 300  # more than the kernel buffers held: the first download must resume
-            numbers = _body_chunks(sock, want, SETTLE_LIMIT)
+            numbers = _body_chunks(client, want, SETTLE_LIMIT)
         expected = list(range(len(numbers)))
         require(numbers == expected, f"after a second download, the first client (which"
                 f" then read) got the chunks numbered {_runs(numbers)}, expected 0, 1, 2, ...")

@@ -4,7 +4,8 @@ One toolkit serves every chapter's checker (`helpers/exercises/chNN.py`):
 - framework: `exercise`, `Exercise.check` (a check, its title and hint beside its code),
   `require`/`fail` (they raise `CheckFailed`, a check's verdict), `observation` (observe
   once, check many), the report;
-- answers: `run_answer` (a call with a deadline), `settle` (a Deferred in the reactor
+- answers: `run_answer` (a call with a deadline), `Running` (the reader's server in a
+  thread while a check talks to it), `settle` (a Deferred in the reactor
   thread, with a deadline), `Watch` (a Deferred's outcome), `Outcome`, `show`,
   `resource_warnings` (what was left for the garbage collector to close);
 - wire: `Client` (a socket whose reads have deadlines), `Received`, `dead_port`,

@@ -76,31 +76,56 @@ def reader_code(what: str):
         raise CheckFailed(f"{what}: your code raised {describe_raised(exc)}") from exc
 
 
+class Running:
+    """The reader's ``fn(*args)`` in a daemon thread (a server that runs while a check
+    talks to it); what it raised is noted for the report and kept in `outcome`."""
+
+    def __init__(self, name: str, fn, *args):
+        self.name, self.outcome = name, None
+        self.finished = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(fn, *args),
+                                       name="helpers-check-answer", daemon=True)
+        self.thread.start()
+
+    def _run(self, fn, *args):
+        start = time.monotonic()
+        try:
+            self.outcome = Outcome("returned", fn(*args), time.monotonic() - start)
+        except BaseException as exc:  # reported by the check, never printed
+            note_raised(exc)
+            self.outcome = Outcome("raised", exc, time.monotonic() - start)
+        finally:
+            self.finished.set()
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.outcome.error if self.outcome else None
+
+    def stopped(self) -> bool:
+        return self.finished.is_set()
+
+    def why(self) -> str:
+        """"" while it runs; else "; NAME raised X" or "; NAME had returned"."""
+        if not self.finished.is_set():
+            return ""
+        if self.error is not None:
+            return f"; {self.name} raised {describe_error(self.error)}"
+        return f"; {self.name} had returned"
+
+
 def run_answer(fn, *args, limit: float = 1.0, release=None, what: str = "your function"):
     """Run the reader's ``fn(*args)`` in a thread for at most `limit` seconds: an Outcome.
 
     If fn is still running after `limit`, calls ``release()`` (which unblocks it: closes
     the socket it waits on, fires the event it waits for) and fails the check, saying so.
     """
-    box = []
-
-    def target():
-        start = time.monotonic()
-        try:
-            box.append(Outcome("returned", fn(*args), time.monotonic() - start))
-        except BaseException as exc:  # reported by the check, never printed
-            note_raised(exc)
-            box.append(Outcome("raised", exc, time.monotonic() - start))
-
-    worker = threading.Thread(target=target, name="helpers-check-answer", daemon=True)
-    worker.start()
-    worker.join(limit)
-    if worker.is_alive():
+    running = Running(what, fn, *args)
+    if not running.finished.wait(limit):
         if release is not None:
             release()
-            worker.join(limit)
+            running.finished.wait(limit)
         fail(f"{what} was still running after {limit:g} s")
-    return box[0]
+    return running.outcome
 
 
 class Watch:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..notebook_code import load
 from . import exercise, fail, require, show
+from .answers import Running
 from .framework import describe_error, note_raised
 from .wire import Client, Received
 
@@ -36,40 +37,6 @@ IDLE = 0.3  # 04.2: the idle time of the timing checks
 LATE = 0.15  # 04.2: how late an idle connection may be closed (a busy machine)
 TRANSFER = 3.0  # 04.2: the longest a client reads the echo of BIG bytes
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "04_concurrency_models.ipynb"
-
-
-# -- toolkit candidate: a server the reader wrote, running for the length of a check ----
-
-
-class Running:
-    """`fn(*args)` in a daemon thread; what it raised is noted for the report."""
-
-    def __init__(self, name: str, fn, *args):
-        self.name, self.error = name, None
-        self.finished = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(fn, *args),
-                                       name="helpers-check-answer", daemon=True)
-        self.thread.start()
-
-    def _run(self, fn, *args):
-        try:
-            fn(*args)
-        except BaseException as exc:  # reported by the check, never printed
-            self.error = exc
-            note_raised(exc)
-        finally:
-            self.finished.set()
-
-    def stopped(self) -> bool:
-        return self.finished.is_set()
-
-    def why(self) -> str:
-        """"" while it runs; else "; NAME raised X" or "; NAME had returned"."""
-        if not self.finished.is_set():
-            return ""
-        if self.error is not None:
-            return f"; {self.name} raised {describe_error(self.error)}"
-        return f"; {self.name} had returned"
 
 
 def _connect(port, **options) -> Client:

@@ -157,6 +157,16 @@ def test_a_long_read_with_silence_ends_open_while_bytes_keep_coming():
         writer.close()
 
 
+def test_a_client_connects_a_socket_made_earlier_and_closes_it(server):
+    spare = socket.socket()  # a check makes it first, to take a file descriptor number
+    number = spare.fileno()
+    with Client(server.port, timeout=0.2, sock=spare) as client:
+        assert client.sock is spare and spare.fileno() == number
+        client.send(b"hi\n")
+        assert client.read_until(b"\n").data == b"HI\n"
+    assert spare.fileno() == -1
+
+
 def test_expect_line_fails_with_what_came(server):
     with Client(server.port, timeout=0.2) as client:
         client.send(b"one\n")

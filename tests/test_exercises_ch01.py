@@ -322,12 +322,18 @@ def test_send_instead_of_sendall_fails():
     assert "but got b'XXX', then nothing more for 0.2 s" in report.message("sends-everything")
 
 
-def test_replying_only_at_eof_fails():
+ALL_OF_01_2 = {"replies-at-once", "lines-in-pieces", "non-ascii", "split-utf8", "own-buffer",
+               "sends-everything", "ends-with-stream"}
+
+
+def test_replying_only_at_eof_fails(monkeypatch):
+    # No reply comes before the end of the stream: six checks wait for a first byte in vain
+    monkeypatch.setattr(ch01, "TIMEOUT", 0.1)
     report = check("01.2", at_eof_only)
-    assert "replies-at-once" in report.failed
+    assert report.failed == ALL_OF_01_2  # ends-with-stream: it replies to "no newline" too
     assert report.message("replies-at-once") == (
         "sent b'hello\\n': the client expected b'HELLO\\n' but got nothing, then nothing more"
-        " for 0.3 s")
+        " for 0.1 s")
 
 
 def test_upper_casing_bytes_fails_on_non_ascii_letters():
@@ -387,12 +393,14 @@ def test_skipping_empty_lines_fails():
     assert "but got b'AB \\n CD\\n'" in report.message("lines-in-pieces")
 
 
-def test_replies_without_the_newline_fail():
+def test_replies_without_the_newline_fail(monkeypatch):
+    # The rest of a reply, the newline, never comes: six checks wait for it in vain
+    monkeypatch.setattr(ch01, "REPLY_TIMEOUT", 0.1)
     report = check("01.2", lines(lambda line: line.decode().upper().encode()))
-    assert "replies-at-once" in report.failed
+    assert report.failed == ALL_OF_01_2
     assert report.message("replies-at-once") == (
         "sent b'hello\\n': the client expected b'HELLO\\n' but got b'HELLO', then nothing more"
-        " for 0.2 s")
+        " for 0.1 s")
 
 
 def test_a_handler_that_never_returns_is_named():

@@ -33,12 +33,17 @@ class StubCommands(Protocol):
 
 
 @pytest.fixture(autouse=True)
-def quick_replies(monkeypatch):
-    """A reply that must come is waited for 0.3 s here (0.5 s in the notebook): loopback
-    answers within a millisecond, and the wrong answers that never reply fail sooner."""
+def short_waits(monkeypatch):
+    """The wrong answers here fail sooner than in the notebook. On loopback a reply comes
+    within a millisecond: one that must come is waited for 0.3 s (REPLY, 0.5 s in the
+    notebook), one that must not 0.1 s (SILENCE, 0.2 s), and what must happen 0.5 s
+    (TIMEOUT, 1 s). TRANSFER (3 s) stays: only an echo of BIG bytes that is still flowing
+    waits for it, and none of these answers does."""
     from helpers.exercises import ch04
 
     monkeypatch.setattr(ch04, "REPLY", 0.3)
+    monkeypatch.setattr(ch04, "SILENCE", 0.1)
+    monkeypatch.setattr(ch04, "TIMEOUT", 0.5)
 
 
 @pytest.mark.parametrize(("exercise_id", "answer"),
@@ -286,14 +291,6 @@ def idle_loop(sel, listener, wakeup, idle, *, mistake=None):
             sel.close()
 
 
-@pytest.fixture
-def short_timeout(monkeypatch):
-    """Checks of 04.2 wait this long for what must happen (1 s in the notebook)."""
-    from helpers.exercises import ch04
-
-    monkeypatch.setattr(ch04, "TIMEOUT", 0.5)
-
-
 def loop_with(mistake):
     def answer(sel, listener, wakeup, idle):
         return idle_loop(sel, listener, wakeup, idle, mistake=mistake)
@@ -307,23 +304,22 @@ def loop_with(mistake):
     ("closes at end of stream", {"half-close"},
      "a client sent 16 MiB, shut down its sending side (shutdown(SHUT_WR)), then read: it got "),
     ("never idle", {"closes-idle"},
-     "idle=0.3: a silent client got nothing, then nothing more for 1."),
+     "idle=0.3: a silent client got nothing, then nothing more for 0.95 s"),
     ("fixed timeout", {"closes-idle"},
      "idle=0.3: a silent client was closed 0.5"),
     ("no unregister", {"closes-idle"},
-     "a new client, after the idle ones were closed: sent b'anyone?', got b''; idle_echo_loop"
-     " raised KeyError: "),
+     "a new client, after the idle ones were closed: sent b'anyone?', expected it back but got"
+     " nothing, then nothing more for 0.3 s; idle_echo_loop raised KeyError: "),
     ("deadline from accept only", {"keeps-busy"},
      "idle=0.3: a client sending every 0.05 s, 0.3"),
     ("busy", {"sleeps"},
-     "nothing happened for 0.2 s (one connection, idle=2), but select() was called "),
+     "nothing happened for 0.1 s (one connection, idle=2), but select() was called "),
     ("own selector", {"sleeps"},
      "idle_echo_loop echoed without ever calling select() on the selector `sel` it was given"),
     ("leaves sockets open", {"stops"},
      "idle_echo_loop returned but left the listening socket open"),
 ])
-def test_wrong_idle_loops_fail_the_check_that_names_their_mistake(mistake, failed, message,
-                                                                  short_timeout):
+def test_wrong_idle_loops_fail_the_check_that_names_their_mistake(mistake, failed, message):
     report = check("04.2", loop_with(mistake))
     assert report.failed == failed, repr(report)
     key = {"sendall": "big", "closes at end of stream": "half-close",
@@ -336,8 +332,6 @@ def test_wrong_idle_loops_fail_the_check_that_names_their_mistake(mistake, faile
             " bytes (not the bytes it sent), then the connection closed; expected all 16 MiB,"
             " then the connection closed")
     assert no_answer_threads_left()
-
-
 
 
 # -- 04.3 -------------------------------------------------------------------------

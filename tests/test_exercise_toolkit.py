@@ -54,6 +54,31 @@ def test_run_answer_releases_a_blocked_answer_and_fails_the_check():
     assert time.monotonic() - start < 1
 
 
+def test_run_answer_stops_an_answer_that_spins_without_blocking():
+    """The learner's recv() loop that never checks for b"": after the check, it must not
+    go on burning a core for the rest of the session, whatever it catches."""
+    left = []
+
+    def spins(sock):
+        try:
+            while True:
+                try:
+                    sock.recv(10)  # b"" for ever once the peer has gone
+                except Exception:  # noqa: S112 - a learner's catch-all does not keep it alive
+                    continue
+        finally:
+            left.append(threading.current_thread())
+
+    a, b = socket.socketpair()
+    with a, b:
+        b.close()
+        with pytest.raises(AssertionError, match=r"^spinner was still running after 0.1 s$"):
+            run_answer(spins, a, limit=0.1, what="spinner")
+    assert len(left) == 1  # its finally ran: Interrupted ended the loop
+    left[0].join(1)
+    assert not left[0].is_alive()
+
+
 # -- Deferreds --------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ with ConnectionRefusedError: ...", "had not fired after 2 s".
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import threading
 import time
@@ -76,6 +77,11 @@ def reader_code(what: str):
         raise CheckFailed(f"{what}: your code raised {describe_raised(exc)}") from exc
 
 
+class Interrupted(BaseException):
+    """Raised inside the reader's code when a check stops it (a BaseException, so that
+    the reader's `except Exception` does not catch it)."""
+
+
 class Running:
     """The reader's ``fn(*args)`` in a daemon thread (a server that runs while a check
     talks to it); what it raised is noted for the report and kept in `outcome`."""
@@ -104,6 +110,16 @@ class Running:
     def stopped(self) -> bool:
         return self.finished.is_set()
 
+    def interrupt(self, wait: float) -> bool:
+        """Raise Interrupted in the thread, so that a loop that never blocks (recv()
+        returning b"" for ever) ends too (CPython delivers it at the thread's next
+        bytecode; a thread blocked in a system call gets it when the call returns).
+        True if the thread has finished within `wait` seconds."""
+        if not self.finished.is_set():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread.ident),
+                                                       ctypes.py_object(Interrupted))
+        return self.finished.wait(wait)
+
     def why(self) -> str:
         """"" while it runs; else "; NAME raised X" or "; NAME had returned"."""
         if not self.finished.is_set():
@@ -116,14 +132,17 @@ class Running:
 def run_answer(fn, *args, limit: float = 1.0, release=None, what: str = "your function"):
     """Run the reader's ``fn(*args)`` in a thread for at most `limit` seconds: an Outcome.
 
-    If fn is still running after `limit`, calls ``release()`` (which unblocks it: closes
-    the socket it waits on, fires the event it waits for) and fails the check, saying so.
+    If fn is still running after `limit`, the check fails, saying so, and fn is stopped:
+    ``release()`` unblocks it (closes the socket it waits on, fires the event it waits
+    for), and if it still runs, Interrupted is raised in its thread. No answer is left
+    running behind a check, not even one spinning in a loop.
     """
     running = Running(what, fn, *args)
     if not running.finished.wait(limit):
         if release is not None:
             release()
-            running.finished.wait(limit)
+        if not running.finished.wait(min(limit, 0.1)):
+            running.interrupt(limit)
         fail(f"{what} was still running after {limit:g} s")
     return running.outcome
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import random
 import socket
 import statistics
@@ -24,40 +23,13 @@ import time
 from ..proxy import serve_proxy
 from ..servers import serve_socket
 from . import CheckFailed, exercise, fail, observation, require, run_answer, show
+from .answers import Interrupted
 from .wire import Client, dead_port, serving, why
 
 TIMEOUT = 1.0  # how long a check waits for the reader's code where nothing should be slow
 SILENT_LIMIT = 2.6  # 03.2: an attempt may wait 2 s for a silent server, then it must retry
 REPLY_TIMEOUT = 0.5  # 03.3: how long a client waits for a reply line
 FRAME = struct.Struct("!I")
-
-
-# -- toolkit candidate: stop an answer that is stuck, even in a loop that never blocks ---
-
-
-class Interrupted(BaseException):
-    """Raised inside the reader's code when a check stops it (not caught by `except
-    Exception`)."""
-
-
-def run_stoppable(fn, *args, limit: float, release=None, what: str = "your function"):
-    """run_answer(fn, *args), but an answer still running after `limit` is stopped:
-    release() unblocks what it waits on, then Interrupted is raised in its thread, so a
-    loop that never blocks (recv() returning b"" for ever) ends too (CPython)."""
-    idents = []
-
-    def target(*a):
-        idents.append(threading.get_ident())
-        return fn(*a)
-
-    def stop():
-        if release is not None:
-            release()
-        if idents:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(idents[0]),
-                                                       ctypes.py_object(Interrupted))
-
-    return run_answer(target, *args, limit=limit, release=stop, what=what)
 
 
 # -- 03.1 decorrelated jitter ---------------------------------------------------------
@@ -281,7 +253,7 @@ def _fetch(fn, bench, what, attempts=5, *, limit=None, sleep=None, address=None)
     says what the bench did, for the failure messages."""
     sleep, limit = sleep or _Sleep(bench), limit or TIMEOUT
     try:
-        outcome = run_stoppable(fn, address or bench.proxy.address, SIZE, attempts, sleep,
+        outcome = run_answer(fn, address or bench.proxy.address, SIZE, attempts, sleep,
                                 limit=limit, release=bench.release if bench else None,
                                 what=f"fetch(address, {SIZE}, {attempts}, sleep)")
     except CheckFailed as exc:

@@ -30,7 +30,8 @@ STOPPED = ("when your code raised an exception, the checker closed the server's 
            " and stopped there")
 
 
-# -- toolkit candidate: the reader's factory served, and what its protocols got ------------
+# -- this chapter's harness (a job no other checker has): the reader's factory served, and what its
+#    protocols got
 
 
 class Served:

@@ -53,7 +53,8 @@ TIMEOUT = 2.0  # the longest a check waits for the reader's client to do somethi
 POLL = 0.005  # how often the checker looks again while it waits in the reactor thread
 
 
-# -- toolkit candidate: waiting in the reactor thread, and a scripted server ---------------
+# -- this chapter's harness (a job no other checker has): waiting in the reactor thread, and a
+#    scripted server
 
 
 def until(condition, limit: float):

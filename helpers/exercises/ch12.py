@@ -50,7 +50,8 @@ AFTER_LOSS = 0.05  # how long a check watches a producer after its connection wa
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "12_flow_control.ipynb"
 
 
-# -- toolkit candidate: one transfer, every call on the server's transport recorded --
+# -- this chapter's harness (a job no other checker has): one transfer, every call on the server's
+#    transport recorded
 
 
 class Call(NamedTuple):

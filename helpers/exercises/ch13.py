@@ -34,7 +34,8 @@ REPLY_TIMEOUT = 0.5  # how long a peer waits for a reply that was not written at
 HANDLE_TIMEOUT = 2.0  # how long a peer waits for the answer to handle its datagram
 
 
-# -- toolkit candidate: a DatagramProtocol served live, each datagram watched ------
+# -- this chapter's harness (a job no other checker has): a DatagramProtocol served live, each
+#    datagram watched
 
 
 @dataclass

@@ -488,7 +488,8 @@ def _per_host(cls):
             f" {got}, expected YYn (its own full bucket)")
 
 
-# -- toolkit candidate: a client protocol's result, or why it never came -----------------
+# -- this chapter's harness (a job no other checker has): a client protocol's result, or why it
+#    never came
 
 
 def client_outcome(client, result, port: int, *, limit: float, grace: float = 0.3):

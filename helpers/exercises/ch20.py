@@ -67,7 +67,7 @@ def _make(answer, *args):
         fail(f"making the resource failed: {type(exc).__name__}: {exc}")
 
 
-# -- toolkit candidate: one HTTP exchange, described --------------------------------
+# -- this chapter's harness (a job no other checker has): one HTTP exchange, described
 
 NOT_JSON = object()
 

@@ -43,7 +43,8 @@ def chapter():
     return _loaded["m"]
 
 
-# -- toolkit candidate: the answer served, and a client that describes replies ----------
+# -- this chapter's harness (a job no other checker has): the answer served, and a client that
+#    describes replies
 
 
 class Session:

@@ -42,13 +42,14 @@ class Received:
 
 
 class Client:
-    """A TCP client on loopback; every read gives up after `timeout` seconds. `sock` is
-    an unconnected socket made earlier to connect with (its file descriptor number taken
-    before the check closed others); it is closed with the client."""
+    """A TCP client on loopback; every read gives up after `timeout` seconds (by default
+    READ_TIMEOUT, read when the client is made). `sock` is an unconnected socket made
+    earlier to connect with (its file descriptor number taken before the check closed
+    others); it is closed with the client."""
 
-    def __init__(self, port: int, *, host: str = "127.0.0.1", timeout: float = READ_TIMEOUT,
+    def __init__(self, port: int, *, host: str = "127.0.0.1", timeout: float | None = None,
                  rcvbuf: int | None = None, sock: socket.socket | None = None):
-        self.timeout = timeout
+        self.timeout = timeout = READ_TIMEOUT if timeout is None else timeout
         self.sock = socket.socket() if sock is None else sock
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)

@@ -145,3 +145,39 @@ def test_workers18_in_a_spawned_process_pool():
         with pytest.raises(ValueError, match="negative: -1"):
             pool.submit(workers18.check_positive, -1).result(TIMEOUT)
     assert not multiprocessing.active_children()
+
+
+SPAWN_A_POOL = """
+import concurrent.futures, multiprocessing, multiprocessing.resource_tracker
+spawn = multiprocessing.get_context("spawn")
+with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as p:
+    assert p.submit(abs, -1).result() == 1
+"""
+
+
+def _exits_when_asked(code: str, wait: float) -> bool:
+    """Run `code` in a fresh kernel, ask the kernel to shut down: did it exit within `wait`?"""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT / "notebooks"))
+    try:
+        reply = kc.execute_interactive(code, timeout=30)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        kc.shutdown()  # the shutdown_request that a restart sends first
+        process = km.provisioner.process
+        try:
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def test_the_resource_tracker_keeps_a_kernel_from_exiting_until_it_is_stopped():
+    """Section 9's claim, and why the clean-up cell stops the tracker: a spawn pool leaves
+    multiprocessing's resource tracker holding the kernel's output pipes open."""
+    assert not _exits_when_asked(SPAWN_A_POOL, wait=1.0)
+    stopped = SPAWN_A_POOL + "multiprocessing.resource_tracker._resource_tracker._stop()\n"
+    assert _exits_when_asked(stopped, wait=1.0)

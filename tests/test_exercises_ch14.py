@@ -221,7 +221,8 @@ def test_a_client_without_ihandshakelistener_never_sends_its_command(short_sessi
         " [b'PAY 5 bob'] over TLS")
 
 
-def test_a_client_that_never_closes_fails():
+def test_a_client_that_never_closes_fails(monkeypatch):
+    monkeypatch.setattr(ch14, "CLOSE_GRACE", 0.2)  # 0.5 s in the notebook: four sessions wait
     class StaysConnected(StartTLSClient):
         def connectionMade(self):
             super().connectionMade()
@@ -231,7 +232,7 @@ def test_a_client_that_never_closes_fails():
     assert report.failed == {"closes"}
     assert report.message("closes") == (
         "against an honest server: self.result fired with b'250 paid 5 bob', and the"
-        " connection was still open 0.5 s later")
+        " connection was still open 0.2 s later")
 
 
 def test_a_result_that_is_not_a_deferred_is_named():

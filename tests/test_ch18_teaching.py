@@ -22,7 +22,7 @@ from notebooks import workers18
 ROOT = Path(__file__).resolve().parent.parent
 ch18 = load(ROOT / "notebooks" / "18_threads_and_executors.ipynb", "ch18")
 
-TIMEOUT = 3
+TIMEOUT = 10  # a failure waits this long; a reply on loopback takes milliseconds
 
 
 def digest(word: bytes) -> str:
@@ -178,6 +178,8 @@ def _exits_when_asked(code: str, wait: float) -> bool:
 def test_the_resource_tracker_keeps_a_kernel_from_exiting_until_it_is_stopped():
     """Section 9's claim, and why the clean-up cell stops the tracker: a spawn pool leaves
     multiprocessing's resource tracker holding the kernel's output pipes open."""
+    # Stuck, it never exits by itself (Jupyter's kernel manager sends SIGTERM after 2.5 s);
+    # freed, it exits in about 0.1 s (10 s allows for a loaded machine)
     assert not _exits_when_asked(SPAWN_A_POOL, wait=1.0)
     stopped = SPAWN_A_POOL + "multiprocessing.resource_tracker._resource_tracker._stop()\n"
-    assert _exits_when_asked(stopped, wait=1.0)
+    assert _exits_when_asked(stopped, wait=10)

@@ -43,7 +43,7 @@ def test_an_exception_in_a_protocol_callback_is_collected_with_its_error():
         server = serve("faulty", factory)
         with socket.create_connection(server.address, timeout=2) as client:
             client.sendall(b"hi")
-            factory.log.wait(1, "lost")  # Twisted logs the error, then drops the connection
+            factory.log.wait(1, "lost", timeout=10)  # Twisted logs the error, then drops it
         server.stop()
     assert [e.error for e in errors] == ["ValueError: cannot handle b'hi'"]
     assert errors[0].message == "Unhandled Error"

@@ -96,10 +96,13 @@ class Running:
     def _run(self, fn, *args):
         start = time.monotonic()
         try:
-            self.outcome = Outcome("returned", fn(*args), time.monotonic() - start)
-        except BaseException as exc:  # reported by the check, never printed
-            note_raised(exc)
-            self.outcome = Outcome("raised", exc, time.monotonic() - start)
+            try:
+                self.outcome = Outcome("returned", fn(*args), time.monotonic() - start)
+            except BaseException as exc:  # reported by the check, never printed
+                note_raised(exc)
+                self.outcome = Outcome("raised", exc, time.monotonic() - start)
+        except Interrupted:  # interrupt() came just as fn ended: nothing to report
+            pass
         finally:
             self.finished.set()
 

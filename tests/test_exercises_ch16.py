@@ -193,6 +193,23 @@ def test_one_after_the_other_fails_only_concurrency(short_delay):
     assert "with at most 1 connection(s) open at once" in report.message("concurrent")
 
 
+def test_opening_every_connection_first_then_one_exchange_at_a_time_fails(short_delay):
+    async def opens_all_then_waits_in_turn(address, messages):
+        pairs = [await asyncio.open_connection(*address) for _ in messages]
+        results = []
+        for (reader, writer), message in zip(pairs, messages, strict=True):
+            writer.write(message)
+            results.append(await reader.readexactly(len(message)))
+        for _, writer in pairs:
+            writer.close()
+            await writer.wait_closed()
+        return results
+
+    report = check("16.2", opens_all_then_waits_in_turn)
+    assert report.failed == {"concurrent"}
+    assert "with at most 5 connection(s) open at once" in report.message("concurrent")
+
+
 def test_read_n_instead_of_readexactly_fails(short_delay):
     async def read_n(address, messages):
         async def one(message):

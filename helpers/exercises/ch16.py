@@ -293,7 +293,9 @@ def _concurrent_echoes(fn):
         _call(fn, lt, server.address, MESSAGES)
         took = time.monotonic() - start
     stats = server.stats
-    require(stats["most"] == len(MESSAGES) and took < 2 * DELAY,
+    # All open at once and echoed together: about DELAY. Open at once but one exchange at a
+    # time: len(MESSAGES) x DELAY. The bound between leaves a loaded machine room.
+    require(stats["most"] == len(MESSAGES) and took < 3 * DELAY,
             f"{len(MESSAGES)} messages, each echoed after {DELAY:g} s: your function took"
             f" {took:.1f} s, with at most {stats['most']} connection(s) open at once (all"
             f" {len(MESSAGES)} at once would take about {DELAY:g} s)")

@@ -32,10 +32,12 @@ def test_the_stub_is_not_attempted_and_shows_no_hint():
 @pytest.fixture(autouse=True)
 def short_overlap_wait(monkeypatch):
     """lookup('slow') waits 0.4 s (1 s in the notebook) for lookup('b') to start beside it:
-    the answers that run lookups one after the other fail sooner."""
+    the answers that run lookups one after the other fail sooner; and a client waits 0.5 s
+    (1 s) for an answer that does not wait for a lookup."""
     from helpers.exercises import ch18
 
     monkeypatch.setattr(ch18, "OVERLAP_WAIT", 0.4)
+    monkeypatch.setattr(ch18, "READ_WAIT", 0.5)
 
 
 def factory_of(protocol_class):
@@ -131,7 +133,7 @@ class NoErrback(LookupProtocol):
 def test_a_failed_lookup_without_an_answer_fails_answers():
     report = check("18.1", factory_of(NoErrback))
     assert "answers" in report.failed  # a busy machine may also stretch a heartbeat gap
-    assert "expected ['bad: error: no such key', 'c=C']" in report.message("answers")
+    assert "expected ['bad: error: no such key', 'c=C', 'k€=K€']" in report.message("answers")
 
 
 class OneLockForAll(LookupProtocol):
@@ -163,6 +165,76 @@ def test_one_lock_for_every_client_fails_concurrent():
         "client a sent b'slow\\n', then client b sent b'b\\n'; lookup('slow') blocked, waiting"
         " up to 0.4 s for lookup('b') to start beside it, and it never did: the lookups ran one"
         " after the other (all three answers took ")
+
+
+class OneChainForAll(LookupProtocol):
+    """Keeps order with a chain of Deferreds, but one chain on the factory: every client's
+    answers queue behind every other client's lookups."""
+
+    def lineReceived(self, line):
+        key = line.rstrip(b"\r").decode()
+        looked_up = threads.deferToThread(self.factory.lookup, key)
+        looked_up.addCallbacks(lambda v: f"{key}={v}", lambda f: f"{key}: error: {f.value}")
+        self.factory.last = defer.gatherResults([self.factory.last, looked_up])
+        self.factory.last.addCallback(lambda results: self.sendLine(results[1].encode()))
+
+
+class ChainedFactory(LookupFactory):
+    protocol = OneChainForAll
+
+    def __init__(self, lookup):
+        super().__init__(lookup)
+        self.last = defer.succeed(None)
+
+
+def test_one_chain_for_every_client_fails_concurrent():
+    report = check("18.1", ChainedFactory)
+    assert report.failed == {"concurrent"}
+    assert "one client's answer waited for another client's lookup" in report.message(
+        "concurrent")
+
+
+class SplitsEachRead(protocol.Protocol):
+    """Splits each read into lines on its own: a line cut across two reads is lost."""
+
+    def connectionMade(self):
+        self.last = defer.succeed(None)
+
+    def dataReceived(self, data):
+        for line in data.split(b"\n")[:-1]:
+            key = line.rstrip(b"\r").decode()
+            looked_up = threads.deferToThread(self.factory.lookup, key)
+            looked_up.addCallbacks(lambda v, key=key: f"{key}={v}",
+                                   lambda f, key=key: f"{key}: error: {f.value}")
+            self.last = defer.gatherResults([self.last, looked_up])
+            self.last.addCallback(lambda results: self.transport.write(
+                results[1].encode() + b"\n"))
+
+
+def test_a_line_cut_across_reads_fails_answers():
+    report = check("18.1", factory_of(SplitsEachRead))
+    assert report.failed == {"answers"}
+    message = report.message("answers")
+    assert "the rest of the key 'k€' (b'\\xac\\n')" in message
+    assert "expected ['bad: error: no such key', 'c=C', 'k€=K€']" in message
+
+
+class CRLFOnly(LookupProtocol):
+    """Keeps LineReceiver's default delimiter, b'\\r\\n': lines ending in \\n never end."""
+
+    delimiter = b"\r\n"
+
+
+def test_only_crlf_lines_fail_answers_and_say_what_lookup_got(monkeypatch):
+    from helpers.exercises import ch18
+
+    monkeypatch.setattr(ch18, "READ_WAIT", 0.3)  # the answers that never come
+    report = check("18.1", factory_of(CRLFOnly))
+    assert report.failed == {"answers", "concurrent", "in-order"}
+    assert "read ['slow', 'fast=SLOW']" in report.message("answers")
+    assert report.message("concurrent") == (
+        "clients a and b sent b'slow\\nfast\\r\\n' and b'b\\n', but lookup was called with"
+        " ['slow\\nfast'], never with both 'slow' and 'b': nothing to compare")
 
 
 # -- 18.2 -------------------------------------------------------------------
@@ -200,8 +272,8 @@ async def never_shut_down(fn, items, workers=2):
 def test_a_pool_never_shut_down_fails_shut_down_and_raises():
     report = check("18.2", never_shut_down)
     assert report.failed == {"shut-down", "raises"}
-    assert "the pool was never shut down" in report.message("shut-down")
-    assert "shut the pool down on the way out" in report.message("raises")
+    assert "the pool was not shut down" in report.message("shut-down")
+    assert "the pool was not shut down on the way out" in report.message("raises")
 
 
 async def one_worker(fn, items, workers=2):
@@ -212,6 +284,49 @@ def test_ignoring_workers_fails_processes():
     report = check("18.2", one_worker)
     assert report.failed == {"processes"}
     assert "in 1 process(es)" in report.message("processes")
+
+
+async def completion_order(fn, items, workers=2):
+    loop = asyncio.get_running_loop()
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        jobs = [loop.run_in_executor(pool, fn, i) for i in items]
+        return [await job for job in asyncio.as_completed(jobs)]
+
+
+def test_results_in_completion_order_fail_results():
+    report = check("18.2", completion_order)
+    assert report.failed == {"results"}
+    assert report.message("results").startswith(
+        "map_in_processes(nap, [0.3, 0.1], workers=2): nap(s) returns (pid, began, ended); the"
+        " results it returned napped [0.1, 0.3] s, in the order the jobs finished")
+
+
+async def fixed_pool_size(fn, items, workers=2):
+    return await SOLUTIONS["18.2"](fn, items, workers=2)
+
+
+def test_a_pool_size_that_ignores_workers_fails_processes():
+    report = check("18.2", fixed_pool_size)
+    assert report.failed == {"processes"}
+    assert report.message("processes") == (
+        "three jobs of 0.1 s with workers=1 ran in 2 processes: the pool had more worker"
+        " processes than `workers` asked")
+
+
+async def shut_down_without_waiting(fn, items, workers=2):
+    loop = asyncio.get_running_loop()
+    pool = concurrent.futures.ProcessPoolExecutor(workers)
+    try:
+        return list(await asyncio.gather(*(loop.run_in_executor(pool, fn, i) for i in items)))
+    finally:
+        pool.shutdown(wait=False)
+
+
+def test_a_shutdown_that_does_not_wait_fails_shut_down_and_raises():
+    report = check("18.2", shut_down_without_waiting)
+    assert report.failed == {"shut-down", "raises"}
+    assert "its shutdown did not wait for them" in report.message("shut-down")
+    assert "or not waited for" in report.message("raises")
 
 
 def swallows_errors(fn, items, workers=2):

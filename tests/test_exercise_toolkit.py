@@ -25,6 +25,15 @@ def test_outcomes_describe_themselves_in_one_vocabulary():
     assert str(Outcome("pending", seconds=2)) == "had not fired after 2 s"
 
 
+def test_an_error_whose_str_fails_is_told_by_its_arguments():
+    from twisted.internet.error import DNSLookupError
+
+    error = DNSLookupError(b"nope.example.test")  # as getHostByName makes it
+    with pytest.raises(TypeError):
+        str(error)
+    assert str(Outcome("failed", error)) == "failed with DNSLookupError: b'nope.example.test'"
+
+
 def test_an_outcome_knows_its_error():
     assert Outcome("failed", KeyError("k")).is_error(LookupError)
     assert not Outcome("returned", KeyError("k")).is_error(KeyError)  # a value, not an error

@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.interfaces import IPushProducer
 from twisted.names import client, dns
 from twisted.web.resource import Resource
@@ -226,6 +226,68 @@ def test_counting_before_checking_fails_unchanged_only():
         " changed the count from 2 to 3")
 
 
+def test_add_in_body_without_checking_for_an_object_fails_rejects():
+    def post(self, request):
+        try:
+            body = json.loads(request.content.read())
+        except ValueError:
+            return json_response(request, 400, {"error": "not JSON"})
+        if "add" not in body or type(body["add"]) is not int:  # a number: TypeError, a 500
+            return json_response(request, 400, {"error": "expected {\"add\": integer}"})
+        self.count += body["add"]
+        return json_response(request, 200, {"count": self.count})
+
+    report = check("20.1", counter_with(post))
+    assert report.failed == {"rejects", "unchanged", "json-type"}
+    assert report.message("rejects").startswith(
+        "POST /counter with b'5' (a JSON number, not an object) answered 500 Internal Server"
+        " Error")
+    assert "Twisted logged: TypeError: argument of type 'int' is not iterable" in (
+        report.message("rejects"))
+
+
+def test_a_float_with_no_fraction_accepted_as_an_integer_fails():
+    def post(self, request):
+        try:
+            body = json.loads(request.content.read())
+        except ValueError:
+            return json_response(request, 400, {"error": "not JSON"})
+        add = body.get("add") if isinstance(body, dict) else None
+        if type(add) not in (int, float) or add != int(add):  # 5.0 == 5 gets in
+            return json_response(request, 400, {"error": "expected an integer"})
+        self.count += int(add)
+        return json_response(request, 200, {"count": self.count})
+
+    report = check("20.1", counter_with(post))
+    assert report.failed == {"rejects", "unchanged"}
+    assert report.message("rejects") == (
+        "POST /counter with b'{\"add\": 5.0}' (5.0 is a JSON float, not an integer) answered"
+        " 200 OK (application/json) b'{\"count\": 5}\\n', expected 400 with"
+        " {\"error\": \"...\"}")
+
+
+def test_content_type_forgotten_on_one_error_answer_fails_json_type():
+    def post(self, request):
+        try:
+            body = json.loads(request.content.read())
+        except ValueError:
+            return json_response(request, 400, {"error": "not JSON"})
+        if not isinstance(body, dict):
+            return json_response(request, 400, {"error": "not an object"})
+        if type(body.get("add")) is not int:
+            request.setResponseCode(400)  # and the Content-Type left to Twisted
+            return json.dumps({"error": "add must be an integer"}).encode()
+        self.count += body["add"]
+        return json_response(request, 200, {"count": self.count})
+
+    report = check("20.1", counter_with(post))
+    assert report.failed == {"json-type"}
+    assert report.message("json-type") == (
+        "POST /counter with b'{\"count\": 5}' answered 400 Bad Request (text/html)"
+        " b'{\"error\": \"add must be an integer\"}': Content-Type text/html, expected"
+        " application/json")
+
+
 def test_an_error_without_an_error_key_fails_rejects():
     def post(self, request):
         try:
@@ -405,6 +467,62 @@ def test_forgetting_finish_fails_whole_and_independent(short_timeout):
         " request)")
 
 
+def test_a_producer_that_writes_one_chunk_per_resume_fails_whole_and_says_how_far(
+        short_timeout):
+    class OneChunk(ChunkProducer):
+        def resumeProducing(self):  # one chunk, no loop: nothing asks for the next one
+            self.paused = False
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                self.finish()
+            else:
+                self.request.write(chunk)
+
+    report = check("20.2", with_producer(OneChunk))
+    assert report.failed == {"whole", "stops", "independent"}
+    assert report.message("whole") == (
+        "a client that reads everything: GET /download: no complete answer within 0.3 s;"
+        " your resource had taken 1 of the 256 chunks from the iterator, and took no more"
+        " (a push producer writes until the transport pauses it, and goes on when it is"
+        " resumed)")
+    assert report.message("stops").startswith(
+        "a client reading 64 KiB of the download: 16,5")
+    assert "your resource had taken 1 chunk from the iterator" in report.message("stops")
+
+
+def test_a_producer_never_started_says_nothing_was_written(short_timeout):
+    class NeverStarted(Download):
+        def render_GET(self, request):
+            request.setHeader(b"content-type", b"application/octet-stream")
+            request.registerProducer(ChunkProducer(request, iter(self.open_chunks())), True)
+            return NOT_DONE_YET  # and no first resumeProducing(): nothing writes
+
+    report = check("20.2", NeverStarted)
+    assert report.failed == {"whole", "paced", "stops", "independent"}
+    assert report.message("paced") == (
+        "GET /download answered nothing within 0.3 s, expected 200 OK: open_chunks() was"
+        " called, but your resource took no chunk from its iterator, so nothing was written"
+        " (the status line goes out with the first write)")
+
+
+def test_opening_the_chunks_twice_per_get_fails_whole():
+    class OpensTwice(Download):
+        def render_GET(self, request):
+            request.setHeader(b"content-type", b"application/octet-stream")
+            if self.open_chunks() is None:  # a look first: that opens the file once more
+                return b""
+            producer = ChunkProducer(request, iter(self.open_chunks()))
+            request.registerProducer(producer, True)
+            producer.resumeProducing()
+            return NOT_DONE_YET
+
+    report = check("20.2", OpensTwice)
+    assert report.failed == {"whole", "independent"}
+    assert report.message("whole") == (
+        "a client that reads everything: one GET /download called open_chunks() 2 times,"
+        " expected once (each call opens the file again)")
+
+
 def test_the_wrong_content_type_fails_whole():
     class Untyped(Download):
         def render_GET(self, request):
@@ -476,6 +594,10 @@ def test_get_host_by_name_fails():
     assert report.message("addresses") == (
         "ipv4_addresses(server, 'www.example.test', 1.0): the Deferred fired with '::1'"
         " (str), expected a list of strings such as '127.0.0.1'")
+    if "no-a-record" in report.failed:  # (Twisted's DNSLookupError of bytes has no str())
+        assert report.message("no-a-record").startswith(
+            "ipv4_addresses(server, 'hello.example.test', 1.0): the Deferred failed with"
+            " DNSLookupError: b'hello.example.test', expected it to fire with []")
 
 
 def test_packed_addresses_fail():
@@ -544,6 +666,41 @@ def test_a_hand_made_udp_query_fails_truncated_and_nxdomain():
     assert report.message("truncated").startswith(
         "ipv4_addresses(server, 'pool.example.test', 1.0): the Deferred fired with [],"
         " expected ['10.0.1.1', '10.0.1.10',")
+
+
+def test_a_deadline_timer_never_cancelled_fails_every_answered_lookup(monkeypatch):
+    monkeypatch.setattr(ch20, "ASK_TIMEOUT", 0.1)
+
+    def timer_left(server, name, timeout):
+        d = client.Resolver(servers=[server]).lookupAddress(name).addCallback(a_records)
+        reactor.callLater(timeout, d.errback, defer.TimeoutError("too slow"))  # never cancelled
+        return d
+
+    report = check("20.3", timer_left)
+    assert report.failed == LOOKUP_CHECKS - {"timeout"}
+    assert report.message("addresses") == (
+        "ipv4_addresses(server, 'www.example.test', 0.1): the Deferred fired with"
+        " ['127.0.0.1']; then a timer your code had left running went off, with an error (a"
+        " Deferred fires only once: once it has fired, its deadline has nothing left to do);"
+        " Twisted logged: AlreadyCalledError")
+
+
+def test_a_resolver_kept_from_the_first_call_says_the_server_was_not_asked(monkeypatch,
+                                                                          short_limit):
+    monkeypatch.setattr(ch20, "ASK_TIMEOUT", 0.1)
+    kept = {}
+
+    def cached(server, name, timeout):
+        if "resolver" not in kept:  # made once: later calls ask the first call's server
+            kept["resolver"] = client.Resolver(servers=[server], timeout=(timeout,))
+        return kept["resolver"].lookupAddress(name).addCallback(a_records)
+
+    report = check("20.3", cached)
+    assert report.failed == LOOKUP_CHECKS, report.message("timeout")
+    assert report.message("cname").startswith(
+        "ipv4_addresses(server, 'web.example.test', 0.1): the Deferred failed with")
+    assert report.message("cname").endswith(
+        "; the DNS server at `server` received no query: your code asked elsewhere")
 
 
 def test_a_deadline_by_add_timeout_passes():

@@ -57,7 +57,23 @@ def test_getdel_that_deletes_first_and_then_reads():
 
 def test_getdel_that_reads_db_values_directly_returns_expired_keys():
     report = check("21.1", Command(lambda db, args: db.values.pop(args[0], None), 2))
-    assert_fails(report, {"expired"}, "b'old'", "PX 100")
+    assert_fails(report, {"expired", "deletes"})  # and the deadline stays behind
+    assert "b'old'" in report.message("expired") and "PX 100" in report.message("expired")
+
+
+def test_getdel_that_deletes_the_value_but_leaves_the_deadline():
+    def handler(db, args):
+        value = db.get(args[0])
+        if value is not None:
+            del db.values[args[0]]  # db.deadlines keeps the key's deadline
+        return value
+
+    report = check("21.1", Command(handler, 2))
+    assert_fails(report, {"deletes"})
+    assert report.message("deletes") == (
+        "TTL d (after SET d v EX 100, GETDEL d, INCR d) replied 100, not -1: GETDEL removed"
+        " d's value but left its deadline behind, and INCR, which keeps a key's deadline, gave"
+        " it to the new d")
 
 
 def test_getdel_that_treats_an_empty_value_as_missing():
@@ -179,6 +195,41 @@ def test_append_that_replies_with_the_value_instead_of_its_length():
     report = check("21.3", Command(handler, 3))
     assert report.failed == APPEND_CHECKS, repr(report)
     assert "replied b'abcde', not 5" in report.message("length")
+
+
+def test_append_that_counts_characters_instead_of_bytes():
+    def handler(db, args):
+        value = (db.get(args[0]) or b"").decode() + args[1].decode()
+        db.set(args[0], value.encode(), keep_ttl=True)
+        return len(value)  # characters: € is one, but 3 bytes
+
+    report = check("21.3", Command(handler, 3))
+    assert_fails(report, {"length"})
+    assert report.message("length") == (
+        "APPEND k € (k holds 7 bytes; € is 3 bytes in UTF-8) replied 8, not 10")
+
+
+def test_append_that_keeps_the_deadline_in_whole_seconds():
+    def handler(db, args):
+        value = (db.get(args[0]) or b"") + args[1]
+        left = db.ttl(args[0])
+        db.set(args[0], value, ttl=None if left is None else int(left))  # 5.5 s becomes 5
+        return len(value)
+
+    report = check("21.3", Command(handler, 3))
+    assert_fails(report, {"keeps-ttl"}, "TTL t", "replied 5, not 6")
+
+
+def test_append_that_reads_the_deadline_before_the_key_expires_it():
+    def handler(db, args):
+        left = db.ttl(args[0])  # read first: an expired key's deadline, in the past
+        value = (db.get(args[0]) or b"") + args[1]
+        db.set(args[0], value, ttl=left)
+        return len(value)
+
+    report = check("21.3", Command(handler, 3))
+    assert_fails(report, {"expired"}, "GET t (after APPEND t new;", "replied None, not b'new'",
+                 "deadline")
 
 
 def test_append_that_clears_the_deadline():

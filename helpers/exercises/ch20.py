@@ -17,7 +17,9 @@
 over real connections: http.client for whole exchanges, plain sockets for a client that
 reads nothing or leaves. Each check of 20.1 and 20.2 starts with a GET, so that a stub's
 NotImplementedError (which Twisted logs) is seen in every check. 20.3 runs the chapter's
-TruncatingZoneServer (loaded from the notebook) and a UDP port that never answers.
+TruncatingZoneServer (loaded from the notebook) and a UDP port that never answers; after a
+lookup that fired, it waits for the timers the answer left running (a deadline of its own
+never called off), so that their errors are reported by the lookup's check, not a later one.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .. import reactor as _reactor
 from ..events import EventLog, EventTimeout
 from ..notebook_code import load
 from ..servers import serve, serve_udp
+from ..twisted_log import logged_exceptions
 from . import CheckFailed, exercise, fail, require, settle, show
 from .wire import Client
 
@@ -135,10 +138,12 @@ BAD_BODIES = [
     (b"", "an empty body"),
     ("{\"add\": 5, \"note\": \"été\"}".encode("latin-1"), "Latin-1 bytes, not UTF-8"),
     (b"[5]", "a JSON array, not an object"),
+    (b"5", "a JSON number, not an object"),
     (b'{"count": 5}', 'an object without "add"'),
     (b'{"add": "5"}', "a string, not an integer"),
     (b'{"add": true}', "true is a JSON boolean, not an integer"),
     (b'{"add": 2.5}', "a float, not an integer"),
+    (b'{"add": 5.0}', "5.0 is a JSON float, not an integer"),
     (b'{"add": null}', "null, not an integer"),
 ]
 
@@ -238,6 +243,7 @@ def _json_type(answer):
     with _Counters(answer) as counters:
         replies = [counters("GET"), _post(counters, 1), counters("POST", "/counter", b"[1]"),
                    counters("POST", "/counter", b"{")]
+        replies += [counters("POST", "/counter", body) for body, _ in BAD_BODIES]
         for reply in replies:
             kind = (reply.type or "").split(";")[0].strip()
             require(kind == "application/json",
@@ -403,6 +409,11 @@ class _Downloads:
         with self.silent() as client:
             data = client.read_until(b"\r\n").data
         status = data.partition(b"\r\n")[0].decode("latin-1")
+        if not data and self.served.sources and not self.served.sources[0].taken:
+            fail(f"GET /download answered nothing within {TIMEOUT:g} s, expected 200 OK:"
+                 " open_chunks() was called, but your resource took no chunk from its"
+                 " iterator, so nothing was written (the status line goes out with the"
+                 " first write)")
         require(status.split(" ")[1:2] == ["200"],
                 f"GET /download answered {status or 'nothing'}, expected 200 OK")
         self.source(0, "GET /download")
@@ -444,11 +455,21 @@ def _expect_whole(reply: Reply, count: int, what: str):
 
 
 def _whole_download(downloads: _Downloads, count: int, what: str) -> Reply:
+    sources = downloads.served.sources
+    before = len(sources)
     try:
         reply = downloads.reader()
     except CheckFailed as exc:
+        taken = sources[before].taken if len(sources) > before else 0
+        if taken < count:
+            fail(f"{what}: {exc}; your resource had taken {taken} of the {count} chunks"
+                 " from the iterator, and took no more (a push producer writes until the"
+                 " transport pauses it, and goes on when it is resumed)")
         fail(f"{what}: {exc} (after the last chunk, a download unregisters its producer"
              " and finishes the request)")
+    opened = len(sources) - before
+    require(opened == 1, f"{what}: one GET /download called open_chunks() {opened} times,"
+            " expected once (each call opens the file again)")
     _expect_whole(reply, count, what)
     return reply
 
@@ -494,10 +515,13 @@ def _stops(answer):
     with _Downloads(answer, [8]) as downloads:
         downloads.first_get()
         with downloads.silent() as client:
+            source = downloads.source(1, "a client that leaves after 64 KiB")
             got = client.read_exactly(64 * 1024)
             require(got.ending == "complete", "a client reading 64 KiB of the download:"
-                    f" {len(got.data):,} bytes, then {got.ending}")
-            source = downloads.source(1, "a client that leaves after 64 KiB")
+                    f" {len(got.data):,} bytes, then {got.ending}; your resource had taken"
+                    f" {source.taken} chunk{'s' * (source.taken != 1)} from the iterator,"
+                    " and took no more (a push producer writes until the transport pauses"
+                    " it, and goes on when it is resumed)")
         # closed with unread bytes: the kernel resets the connection
         require(source.taken < COUNT, f"your resource had taken all {COUNT:,} chunks before"
                 " a client that read 64 KiB left: nothing waited for the reader")
@@ -580,6 +604,7 @@ def _runs(numbers: list[int]) -> str:
 lookup = exercise("20.3", "IPv4 addresses, with a deadline")
 
 LIMIT = 2.0  # how long a check waits for the answer's Deferred
+ASK_TIMEOUT = 1.0  # the `timeout` given to the answer when the server does answer
 ZONE = "example.test"
 
 
@@ -601,11 +626,13 @@ def _records():
 
 
 class _DnsServer:
-    """The chapter's TruncatingZoneServer on UDP and TCP, one port number."""
+    """The chapter's TruncatingZoneServer on UDP and TCP, one port number; `log` holds the
+    queries it received."""
 
     def __enter__(self):
         zone = load(NOTEBOOK, "dns_zone")
-        factory = zone.TruncatingZoneServer(zone.Zone(_records()), EventLog())
+        self.log = EventLog()
+        factory = zone.TruncatingZoneServer(zone.Zone(_records()), self.log)
         self.udp, self.tcp = zone.serve_dns("check-20.3", factory)
         return self
 
@@ -617,11 +644,54 @@ class _DnsServer:
     def address(self):
         return ("127.0.0.1", self.udp.port)
 
+    def unasked(self) -> str:
+        """For a failure's message: what the server says about being asked."""
+        if len(self.log):
+            return ""
+        return "; the DNS server at `server` received no query: your code asked elsewhere"
 
-def _ask(answer, server, name, timeout=1.0):
+
+def _call(name, timeout, server="server") -> str:
+    return f"ipv4_addresses({server}, {name!r}, {timeout})"
+
+
+def _ask(answer, server, name, timeout=None, timers=True):
+    """The outcome of answer(server, name, timeout) (ASK_TIMEOUT if not given). With
+    `timers`, then wait for the timers it left running, if due soon: see _late_timers."""
+    from twisted.internet import reactor
+
+    timeout = ASK_TIMEOUT if timeout is None else timeout
     _reactor.start()
-    return settle(lambda: answer(server, name, timeout), limit=LIMIT,
-                  what=f"ipv4_addresses({server!r}, {name!r}, {timeout})")
+    before = set(_reactor.call(reactor.getDelayedCalls))
+    outcome = settle(lambda: answer(server, name, timeout), limit=LIMIT,
+                     what=f"ipv4_addresses({server!r}, {name!r}, {timeout})")
+    if timers and outcome.kind in ("fired", "failed"):
+        _late_timers(before, _call(name, timeout), timeout, outcome)
+    return outcome
+
+
+def _late_timers(before, call, timeout, outcome):
+    """Wait for the timers started during the call and still running, if due within
+    `timeout` + 0.5 s (a deadline of the answer's own), and fail if one went off with an
+    error: a deadline left running errbacks a Deferred that has already fired. (Waiting
+    keeps the error in this check, not in a later one, or in a later cell.)"""
+    from twisted.internet import reactor, task
+
+    def left():
+        now = reactor.seconds()
+        return [call.getTime() - now for call in reactor.getDelayedCalls()
+                if call not in before and call.active()]
+
+    due = [t for t in _reactor.call(left) if t <= timeout + 0.5]
+    if not due:
+        return
+    with logged_exceptions() as logged:
+        settle(lambda: task.deferLater(reactor, max(due) + 0.05, lambda: None),
+               limit=max(due) + 1)
+    if logged:
+        fail(f"{call}: the Deferred {outcome}; then a timer your code had left running"
+             " went off, with an error (a Deferred fires only once: once it has fired, its"
+             " deadline has nothing left to do)")
 
 
 def _not_a_deferred(call, outcome):
@@ -632,10 +702,10 @@ def _not_a_deferred(call, outcome):
 def _expect(answer, name, expected, why=""):
     with _DnsServer() as dns_server:
         outcome = _ask(answer, dns_server.address, name)
-    call = f"ipv4_addresses(server, {name!r}, 1.0)"
+    call = _call(name, ASK_TIMEOUT)
     _not_a_deferred(call, outcome)
-    require(outcome.kind == "fired", f"{call}: the Deferred {outcome}, expected it to fire"
-            f" with {sorted(expected)}{why}")
+    require(outcome.kind == "fired", f"{call}: the Deferred {outcome}, expected it to"
+            f" fire with {sorted(expected)}{why}{dns_server.unasked()}")
     value = outcome.value
     require(isinstance(value, list), f"{call}: the Deferred fired with {show(value)}"
             f" ({type(value).__name__}), expected a list of strings such as '127.0.0.1'")
@@ -643,7 +713,7 @@ def _expect(answer, name, expected, why=""):
             f"{call}: the Deferred fired with {show(value)}, expected strings such as"
             " '127.0.0.1'")
     require(sorted(value) == sorted(expected), f"{call}: the Deferred fired with"
-            f" {show(value)}, expected {sorted(expected)}{why}")
+            f" {show(value)}, expected {sorted(expected)}{why}{dns_server.unasked()}")
 
 
 @lookup.check("addresses", "the A records of a name, as strings",
@@ -679,10 +749,11 @@ def _nxdomain(answer):
 
     with _DnsServer() as dns_server:
         outcome = _ask(answer, dns_server.address, "nope.example.test")
-    _not_a_deferred("ipv4_addresses(server, 'nope.example.test', 1.0)", outcome)
+    call = _call("nope.example.test", ASK_TIMEOUT)
+    _not_a_deferred(call, outcome)
     require(outcome.kind == "failed" and outcome.is_error(DNSNameError),
-            f"ipv4_addresses(server, 'nope.example.test', 1.0): the Deferred {outcome},"
-            " expected it to fail with DNSNameError (the server answers NXDOMAIN)")
+            f"{call}: the Deferred {outcome}, expected it to fail with DNSNameError"
+            f" (the server answers NXDOMAIN){dns_server.unasked()}")
 
 
 @lookup.check("truncated", "an answer too big for UDP still gives every address",
@@ -703,7 +774,7 @@ def _timeout(answer):
 
     with serve_udp("check-20.3-deaf", DatagramProtocol()) as deaf:
         started = time.monotonic()
-        outcome = _ask(answer, deaf.address, "www.example.test", 0.3)
+        outcome = _ask(answer, deaf.address, "www.example.test", 0.3, timers=False)
         took = time.monotonic() - started
     call = "ipv4_addresses(silent server, 'www.example.test', 0.3)"
     _not_a_deferred(call, outcome)

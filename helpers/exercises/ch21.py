@@ -165,6 +165,13 @@ def _getdel_deletes(answer):
         s.run("GETDEL", "k")
         expect(s, ["GET", "k"], None, " (after GETDEL k)")
         expect(s, ["GET", "other"], b"o", " (after GETDEL k)")
+        s.run("SET", "d", "v", "EX", "100")
+        s.run("GETDEL", "d")
+        expect(s, ["INCR", "d"], 1, " (after SET d v EX 100, then GETDEL d)")
+        got = s.run("TTL", "d")
+        require(got == -1, f"TTL d (after SET d v EX 100, GETDEL d, INCR d) replied"
+                f" {describe(got)}, not -1: GETDEL removed d's value but left its deadline"
+                " behind, and INCR, which keeps a key's deadline, gave it to the new d")
 
 
 @getdel.check("missing", "a missing key: a null, and still no key",
@@ -272,13 +279,16 @@ append = exercise("21.3", "APPEND")
 
 
 @append.check("length", "APPEND k v: v added at the end; the reply is the new length",
-              hint="The reply is an integer (len of the new value), not the value.")
+              hint="The reply is the new value's length in bytes, as an integer, not the"
+                   " value itself; values are bytes, and stay bytes.")
 def _append_length(answer):
     with Session(b"APPEND", answer) as s:
         s.run("SET", "k", "abc")
         expect(s, ["APPEND", "k", "de"], 5, " (k holds b'abc')")
         expect(s, ["GET", "k"], b"abcde", " (after APPEND k de)")
         expect(s, ["APPEND", "k", "\r\n"], 7, " (k holds b'abcde')")
+        expect(s, ["APPEND", "k", "€"], 10, " (k holds 7 bytes; € is 3 bytes in UTF-8)")
+        expect(s, ["GET", "k"], "abcde\r\n€".encode(), " (after APPEND k €)")
 
 
 @append.check("missing", "a missing key is created with the value",
@@ -295,10 +305,11 @@ def _append_missing(answer):
 def _append_keeps_ttl(answer):
     with Session(b"APPEND", answer) as s:
         s.run("SET", "t", "a", "EX", "10")
-        s.advance(4)
-        expect(s, ["APPEND", "t", "b"], 2, " (t holds b'a', with EX 10 set 4 s ago)")
-        expect(s, ["TTL", "t"], 6, " (t had EX 10, 4 s ago, then APPEND t b)")
-        s.advance(6)
+        s.advance(4.5)
+        expect(s, ["APPEND", "t", "b"], 2, " (t holds b'a', with EX 10 set 4.5 s ago)")
+        expect(s, ["TTL", "t"], 6, " (t had EX 10, 4.5 s ago, then APPEND t b: 5.5 s left,"
+               " which TTL rounds)")
+        s.advance(5.5)
         expect(s, ["GET", "t"], None, " (10 s after SET t a EX 10, with an APPEND between)")
 
 
@@ -309,7 +320,8 @@ def _append_expired(answer):
         s.run("SET", "t", "old", "PX", "100")
         s.advance(0.1)
         expect(s, ["APPEND", "t", "new"], 3, " (t's PX 100 has run out)")
-        expect(s, ["GET", "t"], b"new", " (after APPEND t new)")
+        expect(s, ["GET", "t"], b"new", " (after APPEND t new; the new t does not inherit the"
+               " old t's deadline, which had run out)")
         expect(s, ["TTL", "t"], -1, " (after APPEND t new, t having expired before)")
 
 

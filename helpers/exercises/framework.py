@@ -74,8 +74,13 @@ def _outside_helpers(tb) -> str | None:
 
 
 def describe_error(exc: BaseException) -> str:
-    """``"ValueError: bad"``, or just the type name when the message is empty."""
-    text = str(exc)
+    """``"ValueError: bad"``, or just the type name when the message is empty. An
+    exception whose str() itself fails (Twisted's DNSLookupError made from bytes) is told
+    by its arguments."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = ", ".join(repr(arg) for arg in exc.args)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -1,6 +1,7 @@
 """Chapter 14 exercises: learners' mistakes fail the check that names them, with a message
 that names the cause (reference solutions: tests/test_exercises.py)."""
 
+import threading
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from twisted.internet.ssl import Certificate, CertificateOptions, optionsForClie
 from twisted.protocols.basic import LineReceiver
 from zope.interface import classImplementsOnly, implementer
 
-from helpers import check
+from helpers import check, tls
 from helpers.exercises import ch14
 from solutions.ch14 import SOLUTIONS, StartTLSClient, TokenBucket, client_options
 
@@ -77,6 +78,19 @@ def test_a_fixed_host_name_fails():
         " whose certificate is from that CA, in date, but for db.internal: it was refused"
         " (VerificationError: VerificationError(errors=[DNSMismatch(mismatched_id=DNS_ID("
         "hostname=b'localhost'))]))")  # it checked the name it had, not the one it was given
+
+
+def test_trusting_the_chapters_ca_instead_of_ca_pem_fails():
+    def chapters_ca(hostname, ca_pem):  # `pki.ca.cert_pem` from the notebook, not the argument
+        return optionsForClientTLS(hostname, trustRoot=Certificate.loadPEM(tls.pki().ca.cert_pem))
+
+    report = check("14.1", chapters_ca)
+    assert report.failed == {"trusts-the-ca"}
+    assert report.message("trusts-the-ca") == (
+        "with client_options('localhost', ca_pem), ca_pem being the other CA's certificate,"
+        " the client could not talk to a server whose certificate is from that other CA: it"
+        " was refused (SSL.Error: certificate verify failed). The options must trust the CA in"
+        " ca_pem, whichever it is, not a CA of their own choosing")
 
 
 def test_returning_the_certificate_instead_of_options_says_what_is_wanted():
@@ -218,7 +232,51 @@ def test_a_client_without_ihandshakelistener_never_sends_its_command(short_sessi
     assert report.failed == {"pays-over-tls"}
     assert report.message("pays-over-tls") == (
         "against an honest server, the server received the commands [], expected"
-        " [b'PAY 5 bob'] over TLS")
+        " [b'PAY 5 bob'] over TLS; self.result had not fired after 0.5 s, and the connection"
+        " was still open")
+
+
+def test_a_client_that_ignores_a_refused_starttls_is_left_waiting(short_sessions):
+    class Ignores454(StartTLSClient):
+        def lineReceived(self, line):
+            if self.state == "starttls" and not line.startswith(b"220"):
+                return  # "not 220: not for me"; nothing fails, nothing closes
+            super().lineReceived(line)
+
+    report = check("14.2", Ignores454)  # its connectionLost fails the result when the
+    assert report.failed == {"refuses-stripping"}  # check aborts: that is not refusing
+    assert report.message("refuses-stripping") == (
+        "against a server that answers STARTTLS with 454 TLS not available: self.result had"
+        " not fired after 0.5 s, and the connection was still open, expected it to fail")
+
+
+def test_a_result_deferred_shared_by_every_client_is_named():
+    class SharedResult(StartTLSClient):
+        result = Deferred()  # made once, when the class is
+
+        def __init__(self, options, command):
+            self.options, self.command = options, command
+            self.state = "greeting"
+
+    report = check("14.2", SharedResult)  # the first client fires it; every later one
+    assert report.failed == {"closes", "refuses-stripping", "refuses-injection", "verifies",
+                             "never-hangs"}
+    assert report.message("never-hangs") == (
+        "a new StartTLSClient(options, b'PAY 5 bob') had a result that had already fired"
+        " before it was even connected: each client needs a Deferred of its own")
+
+
+def test_options_of_its_own_that_reject_the_server_say_why_nothing_was_sent():
+    class SystemTrust(StartTLSClient):
+        def __init__(self, options, command):  # "localhost is all I need"
+            super().__init__(optionsForClientTLS("localhost"), command)
+
+    report = check("14.2", SystemTrust)
+    assert report.failed == {"pays-over-tls"}
+    assert report.message("pays-over-tls") == (
+        "against an honest server, the server received the commands [], expected"
+        " [b'PAY 5 bob'] over TLS; self.result failed with Error: [('SSL routines', '',"
+        " 'certificate verify failed')]")
 
 
 def test_a_client_that_never_closes_fails(monkeypatch):
@@ -308,6 +366,14 @@ class WallClock(TokenBucket):
         super().__init__(rate, burst, clock=type("Wall", (), {"seconds": time.monotonic})())
 
 
+class SharedTable(TokenBucket):
+    buckets = {}  # one table for every TokenBucket
+
+    def __init__(self, rate, burst, clock):
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.swept = clock.seconds()
+
+
 class OneBucket(TokenBucket):
     def allow(self, peer):
         from twisted.internet.address import IPv4Address
@@ -339,9 +405,33 @@ class OneBucket(TokenBucket):
     (OneBucket, {"per-host"}, "per-host",
      "then another host, 198.51.100.7, sent three requests: allowed as nnn, expected YYn (its"
      " own full bucket)"),
+    (SharedTable, {"own-buckets"}, "own-buckets",
+     "rate=1, burst=2: a first TokenBucket allowed three requests from 203.0.113.9 (YYn); then"
+     " a new TokenBucket refused that host's first request, although its bucket should be"
+     " full: the two TokenBuckets share their buckets"),
 ], ids=["keyed-on-host-and-port", "whole-tokens", "no-cap", "refusals-cost", "refills-twice",
-        "wall-clock", "one-bucket"])
+        "wall-clock", "one-bucket", "class-attribute"])
 def test_token_bucket_mistakes(answer, failed, key, message):
     report = check("14.3", answer)
     assert report.failed == failed
     assert report.message(key) == message
+
+
+def test_an_allow_that_waits_for_a_token_is_stopped(monkeypatch):
+    monkeypatch.setattr(ch14, "ALLOW_LIMIT", 0.05)  # 0.5 s in the notebook
+
+    class Waits(TokenBucket):
+        def allow(self, peer):
+            while not super().allow(peer):  # the clock is a task.Clock: it never moves
+                pass
+            return True
+
+    start = time.monotonic()
+    report = check("14.3", Waits)
+    assert time.monotonic() - start < 3
+    assert report.failed == {"burst", "refill", "capped", "refused-free", "per-host",
+                             "own-buckets"}
+    assert report.message("burst") == (
+        "allow(peer) was still running after 0.05 s: it must answer at once, False when there"
+        " is no whole token, rather than wait for one")
+    assert not [t for t in threading.enumerate() if t.name == "helpers-check-answer"]

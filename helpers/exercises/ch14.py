@@ -18,9 +18,10 @@ from .. import reactor as _reactor
 from .. import tls
 from ..servers import serve
 from . import exercise, fail, require, run_answer, show
-from .framework import describe_error, note_raised
+from .framework import CheckFailed, describe_error
 
 SESSION_LIMIT = 2.0  # the longest one TLS session of a check may take
+ALLOW_LIMIT = 0.5  # 14.3: the longest one allow() call may take (it only computes)
 CLOSE_GRACE = 0.5  # 14.2: how long after its result the client has to close
 PING = b"ping\n"
 
@@ -90,8 +91,9 @@ class _Session:
         return f"it was refused ({self.ending})"
 
 
-def _options_for(fn, hostname: str):
-    ca_pem = tls.pki().ca.cert_pem
+def _options_for(fn, hostname: str, ca: str = "ca"):
+    """fn(hostname, the PEM of the PKI's `ca`): the chapter's CA, or "rogue_ca"."""
+    ca_pem = getattr(tls.pki(), ca).cert_pem
     outcome = run_answer(fn, hostname, ca_pem, limit=SESSION_LIMIT,
                          what=f"client_options({hostname!r}, ca_pem)")
     if outcome.kind == "raised":
@@ -164,14 +166,22 @@ def _expect_refused(fn, hostname, identity_name):
 
 
 @options_ex.check("trusts-the-ca", "connects to a server with a good certificate from that CA",
-                  hint="Trust the CA in ca_pem itself: Certificate.loadPEM reads it, and the"
-                       " client options take it as their trust root. The system's trust store"
-                       " has never heard of this CA.")
+                  hint="The system's trust store has never heard of this CA: the options must"
+                       " trust the certificate passed in ca_pem, whichever CA it is, as their"
+                       " trust root.")
 def _trusts_the_ca(fn):
     what = "client_options('localhost', ca_pem)"
     session = _tls_session(_options_for(fn, "localhost"), "server", what)
     require(session.handshake and session.echoed == PING,
             f"with {what}, the client could not talk to {_SERVERS['server']}: {session}")
+    # The CA is the argument, not the chapter's: given the other CA's certificate, the
+    # options trust that one.
+    what = "client_options('localhost', ca_pem), ca_pem being the other CA's certificate,"
+    session = _tls_session(_options_for(fn, "localhost", "rogue_ca"), "rogue_server", what)
+    require(session.handshake and session.echoed == PING,
+            f"with {what} the client could not talk to a server whose certificate is from that"
+            f" other CA: {session}. The options must trust the CA in ca_pem, whichever it is,"
+            " not a CA of their own choosing")
 
 
 @options_ex.check("refuses-other-ca", "refuses a certificate from another CA",
@@ -192,8 +202,8 @@ def _refuses_expired(fn):
 
 @options_ex.check("checks-the-name", "checks the host name it was given",
                   hint="Trusting the CA is not enough: every certificate it issued would pass."
-                       " optionsForClientTLS checks the certificate against the host name you"
-                       " give it; give it the hostname argument, not a fixed name.")
+                       " The options must also check the name in the certificate against the"
+                       " hostname you were given, not against a fixed name.")
 def _checks_the_name(fn):
     _expect_refused(fn, "localhost", "db")
     what = "client_options('db.internal', ca_pem)"
@@ -261,6 +271,7 @@ class _BankSession:
     result: object  # an Outcome: what self.result did
     lines: list  # (line, over TLS?) as the server received them
     closed: bool  # the connection closed without the check aborting it
+    limit: float  # how long the check waited for the result or the end of the connection
 
     @property
     def commands(self) -> list:
@@ -281,15 +292,21 @@ def _bank_session(cls, mode: str) -> _BankSession:
     if not isinstance(result, defer.Deferred):
         fail(f"StartTLSClient(options, b'PAY 5 bob').result is {show(result)}, expected a"
              " Deferred")
+    if result.called:  # one Deferred for every client (a class attribute), say
+        fail("a new StartTLSClient(options, b'PAY 5 bob') had a result that had already fired"
+             " before it was even connected: each client needs a Deferred of its own")
     factory = _bank_factory(mode)
     with serve("check-14.2", factory) as server:
         outcome, closed = client_outcome(client, result, server.port, limit=SESSION_LIMIT)
-    return _BankSession(outcome, list(factory.lines), closed)
+    return _BankSession(outcome, list(factory.lines), closed, SESSION_LIMIT)
 
 
 def _result_text(session: _BankSession) -> str:
-    if session.result.kind == "pending":
+    if session.result.kind == "pending" and session.closed:
         return "self.result was never fired, although the connection had closed"
+    if session.result.kind == "pending":
+        return (f"self.result had not fired after {session.limit:g} s, and the connection was"
+                " still open")
     return f"self.result {session.result}"
 
 
@@ -321,7 +338,8 @@ def _pays_over_tls(cls):
              " before TLS")
     require([line for line, _ in session.commands] == [COMMAND],
             f"against {_MODES['honest']}, the server received the commands"
-            f" {[line for line, _ in session.commands]}, expected [{COMMAND!r}] over TLS")
+            f" {[line for line, _ in session.commands]}, expected [{COMMAND!r}] over TLS;"
+            f" {_result_text(session)}")
     require(session.result.kind == "fired" and session.result.value == b"250 paid 5 bob",
             f"against {_MODES['honest']}: {_result_text(session)}, expected it to fire with"
             " b'250 paid 5 bob'")
@@ -389,6 +407,12 @@ def _peer(host="192.0.2.1", port=40001):
     return IPv4Address("TCP", host, port)
 
 
+# Each check asks about hosts of its own, so that buckets shared by every TokenBucket (a
+# class attribute) fail "own-buckets", which names that, and not every check after the first.
+_HOSTS = {"burst": "192.0.2.2", "refill": "192.0.2.3", "capped": "192.0.2.4",
+          "refused-free": "192.0.2.5", "own-buckets": "203.0.113.9"}
+
+
 def _bucket(cls, rate, burst):
     from twisted.internet import task
 
@@ -400,14 +424,17 @@ def _bucket(cls, rate, burst):
 
 
 def _allow(bucket, peer) -> bool:
-    # Called directly (it is pure computation on a task.Clock, called dozens of times per
-    # check): a thread per call would cost more than the check; a hang is still cut off by
-    # the check's own deadline.
+    # In a thread with a deadline, as every call of the reader's code: an allow() that waits
+    # for a token (it never comes on a task.Clock that nobody advances) is stopped, not left
+    # spinning behind the check. A thread costs some 0.1 ms; a check makes a dozen calls.
     try:
-        allowed = bucket.allow(peer)
-    except Exception as exc:
-        note_raised(exc)
-        fail(f"allow(peer) raised {describe_error(exc)}")
+        outcome = run_answer(bucket.allow, peer, limit=ALLOW_LIMIT, what="allow(peer)")
+    except CheckFailed as exc:
+        raise CheckFailed(f"{exc}: it must answer at once, False when there is no whole"
+                          " token, rather than wait for one") from None
+    if outcome.kind == "raised":
+        fail(f"allow(peer) raised {describe_error(outcome.value)}")
+    allowed = outcome.value
     require(isinstance(allowed, bool), f"allow(peer) returned {show(allowed)}, expected True"
             " or False")
     return allowed
@@ -422,22 +449,24 @@ def _pattern(answers) -> str:
                       " tokens, one per request.")
 def _burst(cls):
     bucket, _ = _bucket(cls, 1, 3)
-    got = _pattern(_allow(bucket, _peer()) for _ in range(5))
+    peer = _peer(_HOSTS["burst"])
+    got = _pattern(_allow(bucket, peer) for _ in range(5))
     require(got == "YYYnn", f"rate=1, burst=3: five requests at t=0 were allowed as {got}"
             " (Y allowed, n refused), expected YYYnn")
 
 
 @bucket_ex.check("refill", "tokens come back at `rate` per second, fractions included",
-                 hint="Add rate x (time since the last update) to the tokens each time, as a"
-                      " float, and move the last-update time to now; read the time from the"
-                      " clock you were given.")
+                 hint="What comes back is in proportion to the time since the bucket was"
+                      " last counted, fractions included (a float), and that time is what the"
+                      " clock you were given says, not the wall clock.")
 def _refill(cls):
     bucket, clock = _bucket(cls, 2, 1)
-    require(_allow(bucket, _peer()), "rate=2, burst=1: the first request was refused")
+    peer = _peer(_HOSTS["refill"])
+    require(_allow(bucket, peer), "rate=2, burst=1: the first request was refused")
     got = []
     for _ in range(8):
         clock.advance(0.25)
-        got.append(_allow(bucket, _peer()))
+        got.append(_allow(bucket, peer))
     require(_pattern(got) == "nYnYnYnY",
             f"rate=2, burst=1, the bucket emptied at t=0, then a request every 0.25 s until"
             f" t=2: allowed as {_pattern(got)} (Y allowed, n refused), expected nYnYnYnY (a"
@@ -449,10 +478,11 @@ def _refill(cls):
                       " cap the refill.")
 def _capped(cls):
     bucket, clock = _bucket(cls, 1, 3)
+    peer = _peer(_HOSTS["capped"])
     for _ in range(3):
-        _allow(bucket, _peer())
+        _allow(bucket, peer)
     clock.advance(100)
-    got = _pattern(_allow(bucket, _peer()) for _ in range(5))
+    got = _pattern(_allow(bucket, peer) for _ in range(5))
     require(got == "YYYnn", f"rate=1, burst=3, emptied, then 100 s of quiet: five requests"
             f" were allowed as {got}, expected YYYnn")
 
@@ -462,10 +492,11 @@ def _capped(cls):
                       " the bucket as it was.")
 def _refused_free(cls):
     bucket, clock = _bucket(cls, 2, 1)
-    got = [_allow(bucket, _peer())]
+    peer = _peer(_HOSTS["refused-free"])
+    got = [_allow(bucket, peer)]
     for _ in range(4):
         clock.advance(0.125)
-        got.append(_allow(bucket, _peer()))  # refused until a whole token is back at t=0.5
+        got.append(_allow(bucket, peer))  # refused until a whole token is back at t=0.5
     require(_pattern(got) == "YnnnY",
             f"rate=2, burst=1: requests at t=0, 0.125, 0.25, 0.375 and 0.5 were allowed as"
             f" {_pattern(got)} (Y allowed, n refused), expected YnnnY: the refusals take"
@@ -473,8 +504,8 @@ def _refused_free(cls):
 
 
 @bucket_ex.check("per-host", "one bucket per host, shared by its connections",
-                 hint="Key the buckets on peer.host: every connection has its own port, and"
-                      " a key with the port in it is reset by reconnecting.")
+                 hint="The bucket belongs to the host: every connection has a port of its own,"
+                      " and a bucket that depends on the port is reset by reconnecting.")
 def _per_host(cls):
     bucket, _ = _bucket(cls, 1, 2)
     first, second = _peer(port=40001), _peer(port=40002)
@@ -488,6 +519,23 @@ def _per_host(cls):
             f" {got}, expected YYn (its own full bucket)")
 
 
+@bucket_ex.check("own-buckets", "each TokenBucket has buckets of its own",
+                 hint="Two limiters (two servers, or a test that makes a fresh one) must not"
+                      " share their hosts' tokens: the table of buckets belongs to each"
+                      " TokenBucket, not to the class.")
+def _own_buckets(cls):
+    host = _HOSTS["own-buckets"]
+    first, _ = _bucket(cls, 1, 2)
+    drained = _pattern(_allow(first, _peer(host)) for _ in range(3))
+    if drained != "YYn":
+        return  # "burst" judges a new host's first requests
+    second, _ = _bucket(cls, 1, 2)
+    got = _allow(second, _peer(host))
+    require(got, f"rate=1, burst=2: a first TokenBucket allowed three requests from {host}"
+            " (YYn); then a new TokenBucket refused that host's first request, although"
+            " its bucket should be full: the two TokenBuckets share their buckets")
+
+
 # -- this chapter's harness (a job no other checker has): a client protocol's result, or why it
 #    never came
 
@@ -495,7 +543,8 @@ def _per_host(cls):
 def client_outcome(client, result, port: int, *, limit: float, grace: float = 0.3):
     """Connect the reader's `client` protocol to 127.0.0.1:`port` and wait for `result`,
     a Deferred of the client's: (an Outcome, "fired", "failed" or "pending"; whether the
-    connection had closed before this check gave up on it).
+    connection had closed before this check gave up on it). A result that only came when
+    this check aborted the connection is "pending".
 
     Waits at most `limit` for the result or the end of the connection, whichever comes
     first; after the connection ends, `grace` more for a result fired from (or just after)
@@ -535,14 +584,22 @@ def client_outcome(client, result, port: int, *, limit: float, grace: float = 0.
     if either.wait(limit):
         settled.wait(grace)
         lost.wait(CLOSE_GRACE)  # the client closes once it has its result
-    # Closed once the result was in (by the client, or the server), not by this check; a
-    # result that came only with this check's abort is for the other checks to judge.
-    closed = lost.is_set() or not settled.is_set()
-    if not lost.is_set():
-        _reactor.call(lambda: client.transport.abortConnection())
-        lost.wait(limit)
-    if not box:
+    # Closed by the client or the server, not by this check. A result that comes only with
+    # this check's abort (connectionLost failing it) is not the client's doing: it counts as
+    # never fired, and the connection as still open.
+    before_abort, ended = [], []
+
+    def finish():  # in the reactor thread, where connectionLost runs: no race with it
+        before_abort.extend(box)
+        ended.append(lost.is_set())
+        if not lost.is_set():
+            client.transport.abortConnection()
+
+    _reactor.call(finish, timeout=limit)
+    lost.wait(limit)
+    closed = ended[0]
+    if not before_abort:
         return Outcome("pending", seconds=limit), closed
-    if isinstance(box[0], Failure):
-        return Outcome("failed", box[0].value), closed
-    return Outcome("fired", box[0]), closed
+    if isinstance(before_abort[0], Failure):
+        return Outcome("failed", before_abort[0].value), closed
+    return Outcome("fired", before_abort[0]), closed

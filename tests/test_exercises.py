@@ -5,6 +5,7 @@ import gc
 import importlib
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -122,6 +123,29 @@ def test_a_check_that_hangs_is_cut_off():
     assert report.results[0].error == (
         "the check was still waiting after 0.1 s (is your code blocked?)"
     )
+
+
+def test_a_check_that_runs_out_of_time_stops_the_readers_code_even_if_it_spins():
+    spins = exercise("99.9", "spins")
+    stopped = threading.Event()
+
+    @spins.check("returns", "returns", hint="Do not loop forever.")
+    def _call(answer):
+        answer()
+
+    def spin():  # a reader's loop on recv() returning b"" for ever
+        try:
+            while True:
+                try:
+                    pass
+                except Exception:  # even one that swallows errors
+                    continue
+        finally:
+            stopped.set()
+
+    report = check("99.9", spin, timeout=0.1)
+    assert report.results[0].error.startswith("the check was still waiting after 0.1 s")
+    assert stopped.wait(2), "the reader's loop still spins after the check gave up"
 
 
 def test_a_check_key_is_unique():

@@ -8,14 +8,21 @@ with ConnectionRefusedError: ...", "had not fired after 2 s".
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import threading
 import time
 import warnings
 from dataclasses import dataclass
 
-from .framework import CheckFailed, describe_error, describe_raised, fail, note_raised
+from .framework import (
+    CheckFailed,
+    Interrupted,
+    describe_error,
+    describe_raised,
+    fail,
+    interrupt,
+    note_raised,
+)
 
 
 def show(value, limit: int = 80) -> str:
@@ -77,11 +84,6 @@ def reader_code(what: str):
         raise CheckFailed(f"{what}: your code raised {describe_raised(exc)}") from exc
 
 
-class Interrupted(BaseException):
-    """Raised inside the reader's code when a check stops it (a BaseException, so that
-    the reader's `except Exception` does not catch it)."""
-
-
 class Running:
     """The reader's ``fn(*args)`` in a daemon thread (a server that runs while a check
     talks to it); what it raised is noted for the report and kept in `outcome`."""
@@ -119,8 +121,7 @@ class Running:
         bytecode; a thread blocked in a system call gets it when the call returns).
         True if the thread has finished within `wait` seconds."""
         if not self.finished.is_set():
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread.ident),
-                                                       ctypes.py_object(Interrupted))
+            interrupt(self.thread)
         return self.finished.wait(wait)
 
     def why(self) -> str:

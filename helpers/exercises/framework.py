@@ -22,6 +22,7 @@ failed check with what happened and a hint.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import gc
 import sys
@@ -82,6 +83,20 @@ def describe_error(exc: BaseException) -> str:
     except Exception:
         text = ", ".join(repr(arg) for arg in exc.args)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Interrupted(BaseException):
+    """Raised inside the reader's code when a check stops it (a BaseException, so that
+    the reader's `except Exception` does not catch it)."""
+
+
+def interrupt(thread: threading.Thread) -> None:
+    """Raise Interrupted in `thread`: CPython delivers it at the thread's next bytecode, so
+    a loop that never blocks ends too; a thread blocked in a system call gets it when the
+    call returns."""
+    if thread.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                                   ctypes.py_object(Interrupted))
 
 
 # -- what one check saw -------------------------------------------------------------
@@ -247,6 +262,8 @@ def _run_one(check_: Check, answer, timeout: float) -> Result:
         except Exception as exc:  # the reader's code raised straight through the check
             outcome.append(f"your code raised {describe_raised(exc)}")
             trial.raised.extend(_chain(exc))
+        except Interrupted:  # the check ran out of time and was stopped
+            pass
 
     with _lock:
         _trial = trial
@@ -255,6 +272,10 @@ def _run_one(check_: Check, answer, timeout: float) -> Result:
             worker = threading.Thread(target=target, name="helpers-check", daemon=True)
             worker.start()
             worker.join(timeout)
+            timed_out = worker.is_alive()
+            if timed_out:  # stop it, even if the reader's code spins without blocking
+                interrupt(worker)
+                worker.join(0.1)
             _reactor_round_trip()
             if "twisted" in sys.modules:
                 # A Deferred dropped with a failure logs it when it is collected. The young
@@ -265,7 +286,7 @@ def _run_one(check_: Check, answer, timeout: float) -> Result:
     finally:
         with _lock:
             _trial = None
-    if worker.is_alive():
+    if timed_out:
         error = f"the check was still waiting after {timeout:g} s (is your code blocked?)"
     else:
         error = outcome[0]

@@ -164,6 +164,24 @@ def test_overriding_text_received_breaks_the_rest():
         "alice sent '/who': alice got [], expected ['* here: alice, bob']")
 
 
+class MeUsageFirst(MeUser):
+    """Wrong: looks at the action before the nickname."""
+
+    def do_me(self, action):
+        if not action:
+            self.say("! usage: /me ACTION")
+        else:
+            super().do_me(action)
+
+
+def test_a_usage_error_before_the_nickname_check_fails():
+    report = check("10.1", MeUsageFirst)
+    assert report.failed == {"no-nick"}
+    assert report.message("no-nick") == (
+        "alice is here; a user with no nickname yet sent '/me': a user with no nickname got"
+        " ['! usage: /me ACTION'], expected ['! send your nickname first']")
+
+
 # -- 10.2 -------------------------------------------------------------------------
 
 
@@ -260,7 +278,7 @@ def test_splitting_into_exactly_two_fails_usage():
 
 def test_squeezing_the_spaces_of_the_text_fails():
     report = check("10.2", MsgWords)
-    assert report.failed == {"to-nick", "usage"}
+    assert report.failed == {"to-nick", "usage", "no-nick"}  # '/msg' alone: nothing to unpack
     assert report.message("to-nick") == (
         "alice sent '/msg bob meet me at  noon, 5 €': bob got ['[alice -> you] meet me at"
         " noon, 5 €'], expected ['[alice -> you] meet me at  noon, 5 €']")
@@ -287,6 +305,43 @@ def test_a_stale_sender_name_fails_after_nick():
     assert report.message("follows-nick") == (
         "robert sent '/msg alice thanks': alice got ['[bob -> you] thanks'], expected"
         " ['[robert -> you] thanks']")
+
+
+class MsgWhoLine(MsgUser):
+    """Wrong: looks the nickname up in the room's /who line, a string: 'ali' is in it."""
+
+    def do_msg(self, arg):
+        nick, _, text = arg.partition(" ")
+        if self.nick and text.strip() and nick in self.factory.who():
+            self.factory.users[nick].say(f"[{self.nick} -> you] {text.strip()}")
+        else:
+            super().do_msg(arg)
+
+
+class MsgNickCheckedLast(MsgUser):
+    """Wrong: the nickname of the sender is checked after the receiver's."""
+
+    def do_msg(self, arg):
+        nick, _, text = arg.partition(" ")
+        if text.strip() and nick not in self.factory.users:
+            self.say(f"! no such user: {nick}")
+        else:
+            super().do_msg(arg)
+
+
+def test_a_nickname_found_inside_the_who_line_fails():
+    report = check("10.2", MsgWhoLine)
+    assert report.failed == {"unknown"}
+    assert report.message("unknown") == (
+        "alice sent '/msg ali hello': your code raised KeyError: 'ali'")
+
+
+def test_an_unknown_receiver_before_the_nickname_check_fails():
+    report = check("10.2", MsgNickCheckedLast)
+    assert report.failed == {"no-nick"}
+    assert report.message("no-nick") == (
+        "bob is here; a user with no nickname yet sent '/msg dave hi': a user with no nickname"
+        " got ['! no such user: dave'], expected ['! send your nickname first']")
 
 
 # -- 10.3 -------------------------------------------------------------------------
@@ -356,6 +411,40 @@ class UnvalidatedRoom(CaselessRoom):
             self.users[nick] = self.users.pop(old)
             user.say(f"* you are now {nick}")
             self.broadcast(f"* {old} is now {nick}", sender=user)
+
+
+class NamesLineRoom(CaselessRoom):
+    """Wrong: looks the folded nickname up in one string of the others' folded names."""
+
+    def rename(self, user, nick):
+        others = ", ".join(n.casefold() for n, u in self.users.items() if u is not user)
+        if nick.casefold() in others:
+            return taken(self, user, nick)
+        chat.ChatFactory.rename(self, user, nick)
+
+
+class FoldedIndexRoom(CaselessRoom):
+    """Wrong: an index of folded names that a change of case empties (new added, then old
+    removed: the same key)."""
+
+    def __init__(self, log=None):
+        super().__init__(log)
+        self.folded = {}
+
+    def rename(self, user, nick):
+        if self.folded.get(nick.casefold(), user) is not user:
+            return taken(self, user, nick)
+        old = user.nick
+        chat.ChatFactory.rename(self, user, nick)
+        if user.nick == nick:
+            self.folded[nick.casefold()] = user
+            if old:
+                del self.folded[old.casefold()]
+
+    def leave(self, user, reason):
+        if user.nick:
+            self.folded.pop(user.nick.casefold(), None)
+        super().leave(user, reason)
 
 
 class NamesKeptRoom(CaselessRoom):
@@ -457,3 +546,19 @@ def test_names_shared_by_every_room_fail():
     assert report.message("own-room") == (
         "alice joined one room; a newcomer sent 'ALICE' to another room: the newcomer got"
         " ['! nickname ALICE is taken'], expected ['* you are ALICE; here: ALICE']")
+
+
+def test_a_part_of_a_nickname_taken_for_the_whole_fails():
+    report = check("10.3", NamesLineRoom)
+    assert report.failed == {"taken"}
+    assert report.message("taken") == (
+        "Alice and bob are here; a newcomer sent 'Ali': the newcomer got ['! nickname Ali is"
+        " taken'], expected ['* you are Ali; here: Ali, Alice, bob']")
+
+
+def test_a_change_of_case_that_frees_the_name_fails():
+    report = check("10.3", FoldedIndexRoom)
+    assert report.failed == {"own-case"}
+    assert report.message("own-case") == (
+        "then bob sent '/nick ALICE': bob got ['* you are now ALICE'], expected ['! nickname"
+        " ALICE is taken']")

@@ -239,6 +239,57 @@ def test_one_goodbye_for_both_fails():
         " expected b'idle timeout\\n'")
 
 
+class ReactorCountdown(Protocol, TimeoutMixin):
+    """Wrong: inherits TimeoutMixin, but runs a countdown of its own on the reactor."""
+
+    def connectionMade(self):
+        from twisted.internet import reactor
+
+        self.deadline = reactor.callLater(LOGIN_TIMEOUT, self.timeoutConnection)
+
+    def timeoutConnection(self):
+        self.transport.write(b"login timeout\n")
+        self.transport.loseConnection()
+
+
+def test_a_countdown_on_the_reactor_is_named_and_cancelled():
+    from twisted.internet import reactor
+
+    from helpers.reactor import is_started
+
+    report = check("11.1", ReactorCountdown)
+    assert report.failed == {c.key for c in get("11.1").checks}
+    assert report.message("login-deadline") == (
+        "right after connectionMade nothing was scheduled on the protocol's callLater, but a"
+        " call of ReactorCountdown.timeoutConnection was scheduled on the reactor itself: a"
+        " countdown there is not TimeoutMixin's, and the checker's clock cannot move it (the"
+        " checker cancelled it)")
+    if not is_started():  # else cancelled in the reactor thread, a moment later
+        assert not [c for c in reactor.getDelayedCalls()
+                    if getattr(c.func, "__self__", None).__class__ is ReactorCountdown]
+
+
+class CountdownFromInit(LoginThenIdle):
+    """Wrong: starts the login countdown when the protocol is made, not when it connects."""
+
+    def __init__(self):
+        self.buffer, self.logged_in = b"", False
+        self.setTimeout(LOGIN_TIMEOUT)
+
+    def connectionMade(self):
+        pass
+
+
+def test_a_countdown_started_before_the_connection_is_named():
+    report = check("11.1", CountdownFromInit)
+    assert report.failed == {c.key for c in get("11.1").checks}
+    assert report.message("login-deadline") == (
+        "right after connectionMade nothing was scheduled on the protocol's callLater:"
+        " TimeoutMixin's countdown had been started on the reactor, when the protocol was made,"
+        " before the connection (and before the checker could point the protocol's callLater"
+        " to its clock); the checker cancelled it")
+
+
 def test_idle_without_timeout_mixin_fails():
     class Plain(Protocol):
         pass
@@ -339,6 +390,45 @@ class ReleasesRefused(PerHost):
             del self.factory.per_host[self.host]
 
 
+class CountsFirst(PerHost):
+    """Wrong: counts every connection, then refuses those over the limit; only the ones let
+    in give their slot back."""
+
+    def connectionMade(self):
+        self.host = self.transport.getPeer().host
+        counts = self.factory.per_host
+        counts[self.host] = counts.get(self.host, 0) + 1
+        if counts[self.host] > self.factory.limit:
+            self.transport.write(b"too many connections from your host\n")
+            return self.transport.loseConnection()
+        self.counted = True
+        self.transport.write(b"welcome\n")
+
+
+class ServerAddress(PerHost):
+    """Wrong: counts by the server's own address (getHost), the same for every client."""
+
+    def connectionMade(self):
+        self.transport.getPeer = self.transport.getHost
+        super().connectionMade()
+
+
+def test_refused_connections_that_keep_their_count_fail():
+    report = check("11.2", limit_with(CountsFirst))
+    assert report.failed == {"refused-holds-nothing"}
+    assert report.message("refused-holds-nothing") == (
+        "limit 1: one connection let in and four refused from one host, all closed since, then"
+        " one more from that host (no connection is open: the refused ones must not have taken"
+        " a slot that nothing gives back): got ['refused'], expected ['welcome']")
+
+
+def test_counting_by_the_servers_address_fails():
+    report = check("11.2", limit_with(ServerAddress))
+    assert report.failed == {"per-host"}
+    assert report.message("per-host").endswith(
+        "(as if every connection came from one host)")
+
+
 def test_releasing_a_refused_connection_fails_saying_which_event_raised():
     report = check("11.2", limit_with(ReleasesRefused))
     assert report.failed == {"refused-holds-nothing"}
@@ -379,7 +469,7 @@ def test_one_count_for_every_host_fails():
     assert report.message("per-host") == (
         "limit 2, from hosts .1 .1 .2 .2 .2 .3: got ['welcome', 'welcome', 'refused',"
         " 'refused', 'refused', 'refused'], expected ['welcome', 'welcome', 'welcome',"
-        " 'welcome', 'refused', 'welcome']")
+        " 'welcome', 'refused', 'welcome'] (as if every connection came from one host)")
 
 
 def test_limit_that_never_frees_fails():
@@ -461,13 +551,63 @@ class DelayOnlyReset(ReconnectingClientFactory):
         return super().buildProtocol(addr)
 
 
+class ResetInsteadOfRetry(ReconnectingClientFactory):
+    """Wrong: resets when a connection is lost, without the retry the class would make."""
+
+    def clientConnectionLost(self, connector, reason):
+        self.resetDelay()
+
+
+class ResetAfterRetry(ReconnectingClientFactory):
+    """Wrong: resets when a connection is lost, after the retry is already scheduled."""
+
+    def clientConnectionLost(self, connector, reason):
+        super().clientConnectionLost(connector, reason)
+        self.resetDelay()
+
+
+def only_the_next_wait(clock):
+    """Wrong: sets the next wait to 0.5 s, not the first wait the factory starts from."""
+    factory = ResettingFactory()
+    factory.factor, factory.maxDelay, factory.jitter, factory.maxRetries = 2, 4, 0, 5
+    factory.delay, factory.clock = 0.5, clock
+    return factory
+
+
+def test_factory_that_stops_retrying_after_a_connection_fails():
+    report = check("11.3", configured(cls=ResetInsteadOfRetry))
+    assert report.failed == {"reset"}
+    assert report.message("reset").endswith(
+        "it waited [0.5, 1.0, 2.0], expected [0.5, 1.0, 2.0, 0.5, 1.0, 2.0, 4.0, 4.0] (after the"
+        " connection was lost, no retry was scheduled at all)")
+
+
+def test_factory_that_resets_after_scheduling_the_retry_fails():
+    report = check("11.3", configured(cls=ResetAfterRetry))
+    assert report.failed == {"reset"}
+    assert report.message("reset").endswith(
+        "it waited [0.5, 1.0, 2.0, 4.0, 0.5, 1.0, 2.0, 4.0, 4.0], expected [0.5, 1.0, 2.0, 0.5,"
+        " 1.0, 2.0, 4.0, 4.0] (the first wait after the connection was 4 s: the waits did not"
+        " start again from 0.5 s)")
+
+
+def test_factory_that_restarts_from_the_class_first_wait_fails():
+    report = check("11.3", only_the_next_wait)
+    assert report.failed == {"reset"}
+    assert report.message("reset").endswith(
+        "it waited [0.5, 1.0, 2.0, 1.0, 2.0, 4.0, 4.0, 4.0], expected [0.5, 1.0, 2.0, 0.5, 1.0,"
+        " 2.0, 4.0, 4.0] (the first wait after the connection was 1 s: the waits started again,"
+        " but from the class's own first wait, not from 0.5 s)")
+
+
 def test_factory_without_reset_delay_fails():
     report = check("11.3", configured(cls=ReconnectingClientFactory))
     assert report.failed == {"reset"}
     assert report.message("reset") == (
         "refused 3 times, then connected (and closed by the server), then refused again and"
         " again: it waited [0.5, 1.0, 2.0, 4.0, 4.0], expected [0.5, 1.0, 2.0, 0.5, 1.0, 2.0,"
-        " 4.0, 4.0]")
+        " 4.0, 4.0] (the first wait after the connection was 4 s: the waits did not start"
+        " again from 0.5 s)")
 
 
 def test_factory_that_resets_on_every_attempt_fails():
@@ -482,7 +622,9 @@ def test_factory_that_resets_the_delay_but_not_the_count_fails():
     report = check("11.3", configured(cls=DelayOnlyReset))
     assert report.failed == {"reset"}
     assert report.message("reset").endswith(
-        "it waited [0.5, 1.0, 2.0, 0.5, 1.0], expected [0.5, 1.0, 2.0, 0.5, 1.0, 2.0, 4.0, 4.0]")
+        "it waited [0.5, 1.0, 2.0, 0.5, 1.0], expected [0.5, 1.0, 2.0, 0.5, 1.0, 2.0, 4.0, 4.0]"
+        " (after the connection it gave up after 2 retries: the count of retries did not start"
+        " again)")
 
 
 def test_factory_with_delay_left_at_one_second_fails():

@@ -107,17 +107,20 @@ def _usage(lines, usage):
     return check_usage
 
 
-def _before_joining(line, present):
-    """A check: `line` from a user with no nickname gets an error; `present` hears nothing."""
+def _before_joining(lines, present):
+    """A check: each of `lines` from a user with no nickname gets the same error, whatever
+    else is wrong with the line (its other errors are for users who have joined); `present`
+    hears nothing."""
 
     def check_before_joining(answer):
         room = _Room(answer)
         (other,) = room.users(present)
         nobody = room.connect()
-        room.send(nobody, line)
-        what = f"{present} is here; a user with no nickname yet sent {line!r}"
-        _expect(nobody, [FIRST], what)
-        _silent(what, other)
+        for line in lines:
+            room.send(nobody, line)
+            what = f"{present} is here; a user with no nickname yet sent {line!r}"
+            _expect(nobody, [FIRST], what)
+            _silent(what, other)
 
     return check_before_joining
 
@@ -158,11 +161,11 @@ def _me_usage(answer):
     _usage(["/me", "/me   "], "! usage: /me ACTION")(answer)
 
 
-@me.check("no-nick", "no nickname yet: an error to that user, nothing to the room",
+@me.check("no-nick", "no nickname yet: that error before any other, to that user only",
           hint="Until its first line names it, a user has no nickname (see"
                " ChatUser.connectionMade): find that out before anything else.")
 def _me_before_joining(answer):
-    _before_joining("/me waves", present="alice")(answer)
+    _before_joining(["/me waves", "/me"], present="alice")(answer)
 
 
 @me.check("others-work", "after /me, messages and the other commands still work",
@@ -230,7 +233,7 @@ def _msg_to_self(answer):
 def _msg_unknown(answer):
     room = _Room(answer)
     alice, bob = room.users("alice", "bob")
-    for nick in ("dave", "bobby"):
+    for nick in ("dave", "bobby", "ali"):  # "ali": part of a nickname is not a nickname
         line = f"/msg {nick} hello"
         room.send(alice, line)
         _expect(alice, [f"! no such user: {nick}"], f"alice sent {line!r}")
@@ -244,11 +247,11 @@ def _msg_usage(answer):
     _usage(["/msg bob", "/msg bob   ", "/msg"], "! usage: /msg NICK TEXT")(answer)
 
 
-@msg.check("no-nick", "no nickname yet: an error to that user, nothing to anyone",
+@msg.check("no-nick", "no nickname yet: that error before any other, to that user only",
            hint="Until its first line names it, a user has no nickname, and nobody could"
                 " answer it: find that out before anything else.")
 def _msg_before_joining(answer):
-    _before_joining("/msg bob hi", present="bob")(answer)
+    _before_joining(["/msg bob hi", "/msg dave hi", "/msg"], present="bob")(answer)
 
 
 @msg.check("follows-nick", "messages follow /nick, for the sender and the receiver",
@@ -274,7 +277,7 @@ def _msg_after_rename(answer):
 caseless = exercise("10.3", "Nicknames ignore case")
 
 
-@caseless.check("taken", "while 'Alice' is here, 'alice' and 'ALICE' are taken",
+@caseless.check("taken", "while 'Alice' is here, 'alice' and 'ALICE' are taken, 'Ali' is not",
                 hint="Two nicknames are one when their case-folded forms are equal: fold both"
                      " sides, the new nickname and each one already in the room.")
 def _case_taken(answer):
@@ -290,6 +293,9 @@ def _case_taken(answer):
         _silent(what, alice)
     room.send(bob, "/who")
     _expect(bob, ["* here: Alice, bob"], "then bob sent '/who'")
+    room.send(newcomer, "Ali")  # a part of a nickname is another nickname
+    _expect(newcomer, ["* you are Ali; here: Ali, Alice, bob"],
+            "Alice and bob are here; a newcomer sent 'Ali'", "the newcomer")
 
 
 @caseless.check("casefold", "casefold, not lower: 'Straße' and 'STRASSE' are one name",
@@ -332,7 +338,7 @@ def _own_case(answer):
     _expect(alice, ["* you are now Alice"], "alice sent '/nick Alice'")
     _expect(bob, ["* alice is now Alice"], "alice sent '/nick Alice'")
     room.send(bob, "/nick ALICE")
-    _expect(bob, ["! nickname ALICE is taken"], "then bob sent '/nick ALICE'")
+    _expect(bob, ["! nickname ALICE is taken"], "then bob sent '/nick ALICE'", "bob")
 
 
 @caseless.check("as-typed", "nicknames are shown as they were typed",

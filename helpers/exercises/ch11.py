@@ -18,7 +18,7 @@ and no waiting, so a wrong answer fails at once.
 
 from __future__ import annotations
 
-from . import exercise, observation, require, show
+from . import exercise, fail, observation, require, show
 from .answers import reader_code
 
 LOGIN_TIMEOUT, IDLE_TIMEOUT = 1.0, 4.0
@@ -54,13 +54,71 @@ def _connection(cls, clock=None):
     require(issubclass(cls, TimeoutMixin), f"{cls.__name__} does not inherit TimeoutMixin"
             f" (its bases: {[c.__name__ for c in cls.__mro__[1:]]})")
     clock = clock or task.Clock()
+    before = set(_reactor_calls())
     proto = cls()
     proto.callLater = clock.callLater  # TimeoutMixin schedules through this method
     wire = StringTransport()
     proto.makeConnection(wire)
-    require(clock.getDelayedCalls(), "right after connectionMade nothing was scheduled on"
-            " the protocol's callLater: no countdown was started")
+    if not clock.getDelayedCalls():
+        _no_countdown(before, proto, wire)
     return proto, wire, clock
+
+
+def _no_countdown(before, proto, wire):
+    """Fail: nothing was scheduled on the clock. Say what was scheduled on the reactor
+    instead, if anything, and cancel it."""
+    # Only calls of this protocol's (or its transport's) methods: in a notebook other
+    # servers have their own calls on the reactor, and they must be left alone.
+    stray = [c for c in _reactor_calls() if c not in before and _of(c, proto, wire)]
+    names = sorted({_called(c) for c in stray})  # before cancel() forgets them
+    _cancel(stray)
+    if any(name.startswith("TimeoutMixin.") for name in names):
+        fail("right after connectionMade nothing was scheduled on the protocol's callLater:"
+             " TimeoutMixin's countdown had been started on the reactor, when the protocol"
+             " was made, before the connection (and before the checker could point the"
+             " protocol's callLater to its clock); the checker cancelled it")
+    require(not stray, "right after connectionMade nothing was scheduled on the protocol's"
+            f" callLater, but a call of {', '.join(names)} was scheduled on the reactor"
+            " itself: a countdown there is not TimeoutMixin's, and the checker's clock cannot"
+            " move it (the checker cancelled it)")
+    fail("right after connectionMade nothing was scheduled on the protocol's callLater: no"
+         " countdown was started")
+
+
+def _reactor_calls():
+    """The reactor's pending calls (a read: safe from any thread)."""
+    from twisted.internet import reactor
+
+    return list(reactor.getDelayedCalls())
+
+
+def _of(call, proto, wire):
+    """Whether a reactor call runs a method of `proto` or `wire`, or code of the answer's
+    classes (a lambda or a function defined in one of their methods)."""
+    func = getattr(call, "func", None)
+    if getattr(func, "__self__", None) in (proto, wire):
+        return True
+    mine = [c.__qualname__ for c in type(proto).__mro__
+            if not c.__module__.startswith(("twisted.", "builtins"))]
+    return any(getattr(func, "__qualname__", "").startswith(f"{name}.") for name in mine)
+
+
+def _called(call):
+    func = getattr(call, "func", None)
+    return getattr(func, "__qualname__", None) or show(func)
+
+
+def _cancel(calls):
+    """Cancel calls an answer scheduled on the reactor, in the reactor's thread if it runs."""
+    from twisted.internet import reactor
+
+    from ..reactor import is_started
+
+    for call in calls:
+        if is_started():
+            reactor.callFromThread(lambda c=call: c.active() and c.cancel())
+        elif call.active():
+            call.cancel()
 
 
 def _at(clock):
@@ -233,9 +291,9 @@ def _factory(cls, limit):
     return factory
 
 
-def _expect(conns, expected, story):
+def _expect(conns, expected, story, why=""):
     got = [c.state() for c in conns]
-    require(got == expected, f"{story}: got {got}, expected {expected}")
+    require(got == expected, f"{story}: got {got}, expected {expected}{why}")
 
 
 @per_host.check("limit", "at most `limit` connections from one host",
@@ -256,8 +314,11 @@ def _hosts_separate(cls):
     factory = _factory(cls, 2)
     conns = [_Conn(factory, host) for host in ["10.0.0.1", "10.0.0.1", "10.0.0.2",
                                                "10.0.0.2", "10.0.0.2", "10.0.0.3"]]
+    got = [c.state() for c in conns]
+    one_count = ["welcome", "welcome", "refused", "refused", "refused", "refused"]
+    why = " (as if every connection came from one host)" if got == one_count else ""
     _expect(conns, ["welcome", "welcome", "welcome", "welcome", "refused", "welcome"],
-            "limit 2, from hosts .1 .1 .2 .2 .2 .3")
+            "limit 2, from hosts .1 .1 .2 .2 .2 .3", why)
 
 
 @per_host.check("refusal-delivered", "the refusal is delivered before the close",
@@ -287,8 +348,8 @@ def _closed_frees(cls):
 
 
 @per_host.check("refused-holds-nothing", "a refused connection never held a slot",
-                hint="A refused connection is lost too: give back only a slot that this"
-                     " connection took.")
+                hint="A refused connection takes no slot, and it is lost too: give back only"
+                     " a slot that this connection took.")
 def _refused_holds_nothing(cls):
     factory = _factory(cls, 1)
     kept = _Conn(factory, "10.0.0.1")
@@ -299,6 +360,21 @@ def _refused_holds_nothing(cls):
     _expect([kept, *refused, late], ["welcome", "refused", "refused", "refused", "refused"],
             "limit 1: one connection kept open, three refused and closed, then one more"
             " from the same host (the first still holds the slot)")
+    late.lose()
+    kept.lose()
+    fresh = _Conn(factory, "10.0.0.1")
+    if fresh.state() != "welcome" and not _closing_frees(cls):
+        return  # no closed connection frees its slot: the check "frees" says so
+    _expect([fresh], ["welcome"],
+            "limit 1: one connection let in and four refused from one host, all closed"
+            " since, then one more from that host (no connection is open: the refused ones"
+            " must not have taken a slot that nothing gives back)")
+
+
+def _closing_frees(cls):
+    factory = _factory(cls, 1)
+    _Conn(factory, "10.0.0.2").lose()
+    return _Conn(factory, "10.0.0.2").state() == "welcome"
 
 
 @per_host.check("own-counts", "each factory keeps its own counts",
@@ -412,7 +488,24 @@ def _gives_up(make_factory):
                     hint="Nothing resets the delay and the retry count for you: do it once a"
                          " connection has succeeded, and only then.")
 def _reset(make_factory):
+    from twisted.internet.protocol import ReconnectingClientFactory
+
     delays = _schedule(make_factory, ("fail", "fail", "fail", "ok"))
     expected = [0.5, 1.0, 2.0] + DELAYS
+    after = delays[3:]  # the waits after the connection was lost
+    why = ""
+    if delays[:3] == expected[:3]:
+        if not after:
+            why = " (after the connection was lost, no retry was scheduled at all)"
+        elif after[0] == ReconnectingClientFactory.initialDelay:
+            why = (f" (the first wait after the connection was {after[0]:g} s: the waits"
+                   " started again, but from the class's own first wait, not from"
+                   f" {DELAYS[0]:g} s)")
+        elif after[0] != DELAYS[0]:
+            why = (f" (the first wait after the connection was {after[0]:g} s: the waits did"
+                   f" not start again from {DELAYS[0]:g} s)")
+        elif len(after) < len(DELAYS) and after == DELAYS[:len(after)]:
+            why = (f" (after the connection it gave up after {len(after)} retries: the count"
+                   " of retries did not start again)")
     require(delays == expected, "refused 3 times, then connected (and closed by the server),"
-            f" then refused again and again: it waited {delays}, expected {expected}")
+            f" then refused again and again: it waited {delays}, expected {expected}{why}")

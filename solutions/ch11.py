@@ -26,15 +26,13 @@ class LoginThenIdle(Protocol, TimeoutMixin):
     """
 
     def connectionMade(self):
-        self.buffer, self.logged_in = b"", False
+        self.logged_in = False
         self.setTimeout(LOGIN_TIMEOUT)
 
     def dataReceived(self, data):
         if self.logged_in:
             self.resetTimeout()
-            return
-        self.buffer += data
-        if b"\n" in self.buffer:
+        elif b"\n" in data:  # the first line's end; nothing before it is kept
             self.logged_in = True
             self.setTimeout(IDLE_TIMEOUT)
 

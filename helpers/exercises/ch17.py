@@ -38,9 +38,14 @@ def _reactor_loop():
 bridge = exercise("17.1", "asyncio code callable from Twisted")
 
 
-def _start(answer, coro_fn, *args, limit=1.0, then=None):
+WAIT = 1.0  # how long a check waits for the reader's Deferred
+
+
+def _start(answer, coro_fn, *args, then=None):
     """In the reactor thread: answer(coro_fn)(*args), a Deferred; `then(d)` right after.
-    Returns the Outcome of that Deferred (waited for `limit` seconds)."""
+    Returns the Outcome of that Deferred (waited for WAIT seconds)."""
+    from twisted.internet import defer
+
     _reactor_loop()  # say so plainly in a kernel with another reactor
     what = f"as_deferred({coro_fn.__name__})({', '.join(map(repr, args))})"
 
@@ -48,9 +53,15 @@ def _start(answer, coro_fn, *args, limit=1.0, then=None):
         d = require_deferred(answer(coro_fn)(*args), what)
         if then is not None:
             then(d)
-        return d
+        # settle() cancels what it waits for at its deadline, and waits for that to fire.
+        # fromFuture's Deferred fires on cancel only once its future has finished: a task
+        # on a loop that never runs never does. So settle waits on a Deferred of the
+        # check's own, which follows the reader's and cancels it, without waiting for it.
+        seen = defer.Deferred(lambda _: d.cancel())
+        d.addBoth(lambda result: None if seen.called else seen.callback(result))
+        return seen
 
-    return settle(make, limit=limit, what=what)
+    return settle(make, limit=WAIT, what=what)
 
 
 @bridge.check("result", "the Deferred fires with the result of a coroutine that awaits asyncio",
@@ -96,8 +107,9 @@ def _reactor_loop_check(answer):
     reactor_thread = []
     outcome = _start(answer, where, then=lambda d: reactor_thread.append(
         threading.current_thread().name))
+    require(seen, f"as_deferred(where)(): the Deferred {outcome}, and the coroutine never"
+                  " ran: it was not started on a loop that runs")
     require(outcome.ok, f"as_deferred(where)(): the Deferred {outcome}")
-    require(seen, "the coroutine never ran")
     thread, ran_on = seen[0]
     require(ran_on is loop and thread == reactor_thread[0],
             f"the coroutine ran in thread {thread!r} on"
@@ -114,6 +126,7 @@ def _cancel(answer):
     got, ended = [], threading.Event()
 
     async def waits(seconds):
+        got.append("started")
         try:
             await asyncio.sleep(seconds)
         except asyncio.CancelledError:
@@ -132,10 +145,10 @@ def _cancel(answer):
 
     started = time.monotonic()
     outcome = _start(answer, waits, 0.5, then=cancel_soon)
-    ended.wait(1.0)  # let the coroutine finish, if nothing stopped it
-    require(got == ["was cancelled"],
+    ended.wait(WAIT)  # let the coroutine finish, if nothing stopped it
+    require(got == ["started", "was cancelled"],
             f"as_deferred(waits)(0.5), cancelled after 0.05 s: the coroutine"
-            f" {got[0] if got else 'never ended'}")
+            f" {got[1] if len(got) > 1 else 'never ended' if got else 'never started'}")
     require(outcome.kind == "failed" and time.monotonic() - started < 0.4,
             f"as_deferred(waits)(0.5), cancelled after 0.05 s: the Deferred {outcome},"
             " expected it to fail with a CancelledError at once")
@@ -274,7 +287,7 @@ def _timeout(answer):
         outcome, what = _ask(answer, never.port, ["hello?"], 0.3, 1.5)
         require(outcome.is_error(TimeoutError),
                 f"{what} against a server that never answers: {outcome}, expected"
-                f" TimeoutError")
+                f" TimeoutError{_other_timeout(outcome)}")
         require(outcome.seconds < 1.0, f"{what} raised TimeoutError after"
                                        f" {outcome.seconds:.1f} s, expected about 0.3 s")
         require(never.closed.wait(0.5), f"{what} raised TimeoutError and left the"
@@ -283,17 +296,31 @@ def _timeout(answer):
         outcome, what = _ask(answer, slow.port, ["a", "b", "c", "d"], 0.5, 2)
         require(outcome.is_error(TimeoutError),
                 f"{what} against a server that answers one line every 0.2 s (all four after"
-                f" 0.8 s): {outcome}, expected TimeoutError at 0.5 s")
+                f" 0.8 s): {outcome}, expected TimeoutError at 0.5 s{_other_timeout(outcome)}")
+
+
+def _other_timeout(outcome):
+    """What to add when the answer raised a TimeoutError that is not the built-in one."""
+    exc = outcome.error
+    if exc is None or isinstance(exc, TimeoutError) or type(exc).__name__ != "TimeoutError":
+        return ""
+    return (f" (the built-in one, as asyncio raises; this one is"
+            f" {type(exc).__module__}.{type(exc).__qualname__}, which `except TimeoutError`"
+            " does not catch)")
 
 
 @ask.check("hang-up", "a server that hangs up part-way: an exception, not a partial list",
            hint="When the connection is lost, LineClient fails every Deferred still waiting;"
                 " let that failure reach your caller.")
 def _hang_up(answer):
-    from twisted.internet import error
+    from twisted.internet import defer, error
 
     with _serving_lines("ch17-check-hang-up", answer_lines=1, step=0.05) as server:
         outcome, what = _ask(answer, server.port, LINES, 2, 3)
+        if isinstance(outcome.error, defer.FirstError):
+            fail(f"{what} against a server that answers the first line and hangs up: raised"
+                 f" FirstError, which wraps {describe_error(outcome.error.subFailure.value)};"
+                 " expected the exception of the lost connection itself")
         require(outcome.is_error((error.ConnectionClosed, ConnectionError)),
                 f"{what} against a server that answers the first line and hangs up:"
                 f" {outcome}, expected the exception of the lost connection, at once")

@@ -109,10 +109,34 @@ def swallows_errors(coro_fn):
     return start
 
 
-def test_an_exception_lost_in_the_tasks_callback_fails_failure():
+def test_an_exception_lost_in_the_tasks_callback_fails_failure(monkeypatch):
+    from helpers.exercises import ch17
+
+    monkeypatch.setattr(ch17, "WAIT", 0.2)  # how long the check waits for the Deferred
     report = check("17.1", swallows_errors)
     assert "failure" in report.failed and "result" not in report.failed, repr(report)
     assert "had not fired" in report.message("failure")
+
+
+def on_a_new_loop(coro_fn):
+    def start(*args):
+        loop = asyncio.new_event_loop()  # a loop that nothing runs
+        return defer.Deferred.fromFuture(loop.create_task(coro_fn(*args)))
+
+    return start
+
+
+def test_a_task_on_a_loop_that_nothing_runs_never_starts(monkeypatch):
+    from helpers.exercises import ch17
+
+    monkeypatch.setattr(ch17, "WAIT", 0.2)
+    report = check("17.1", on_a_new_loop)
+    assert report.failed == ALL_17_1, repr(report)
+    assert report.message("reactor-loop") == (
+        "as_deferred(where)(): the Deferred had not fired after 0.2 s, and the coroutine"
+        " never ran: it was not started on a loop that runs")
+    assert report.message("cancel").endswith("the coroutine never started")
+    assert "had not fired after 0.2 s, expected it to fire with 42" in report.message("result")
 
 
 # -- 17.2 -------------------------------------------------------------------
@@ -234,6 +258,44 @@ def test_a_partial_list_after_a_hang_up_fails_hang_up():
     report = check("17.2", partial_list)
     assert report.failed == {"hang-up"}, repr(report)
     assert "returned ['ALPHA']" in report.message("hang-up")
+
+
+async def twisteds_timeout(port, lines, timeout=2):
+    from twisted.internet import reactor
+
+    loop = asyncio.get_running_loop()
+    client = await connect(port)
+    try:
+        asked = [client.ask(line).addTimeout(timeout, reactor) for line in lines]
+        return await asyncio.gather(*(d.asFuture(loop) for d in asked))
+    finally:
+        client.transport.loseConnection()
+
+
+def test_twisteds_timeouterror_is_not_the_builtin_one():
+    report = check("17.2", twisteds_timeout)
+    assert report.failed == {"timeout"}, repr(report)
+    assert report.message("timeout").endswith(
+        "expected TimeoutError (the built-in one, as asyncio raises; this one is"
+        " twisted.internet.defer.TimeoutError, which `except TimeoutError` does not catch)")
+
+
+async def gathers_deferreds(port, lines, timeout=2):
+    client = await connect(port)
+    try:
+        gathered = defer.gatherResults([client.ask(line) for line in lines],
+                                       consumeErrors=True)
+        return await asyncio.wait_for(gathered.asFuture(asyncio.get_running_loop()), timeout)
+    finally:
+        client.transport.loseConnection()
+
+
+def test_gatherresults_wraps_the_lost_connection_in_a_firsterror():
+    report = check("17.2", gathers_deferreds)
+    assert report.failed == {"hang-up"}, repr(report)
+    assert report.message("hang-up").endswith(
+        ": raised FirstError, which wraps ConnectionDone: Connection was closed cleanly.;"
+        " expected the exception of the lost connection itself")
 
 
 def test_the_checkers_say_so_in_a_kernel_with_another_reactor(monkeypatch):

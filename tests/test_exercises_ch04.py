@@ -181,11 +181,14 @@ def test_the_iterative_server_fails():
 
 @pytest.mark.parametrize(("mistake", "failed", "message"), [
     ("never closes", {"closes"},
-     "the handler returned after its reply, but the client then got nothing, then nothing"
-     " more for 0.3 s: close each connection when its handler is done"),
+     "max_workers=2: the handler of client 1 returned after its reply, but the client then got"
+     " nothing, then nothing more for 0.3 s: close each connection when its handler is done"),
     ("closes only on return", {"closes"},
-     "the handler raised an exception after its reply, but the client then got nothing, then"
-     " nothing more for 0.3 s: close each connection when its handler is done"),
+     # client 2's connection is closed by the garbage collector; client 3's is still the
+     # accept loop's `conn`
+     "max_workers=2: the handler of client 3 (connected with client 2) raised an exception"
+     " after its reply, but the client then got nothing, then nothing more for 0.3 s: close"
+     " each connection when its handler is done"),
     ("closed in the accept thread", {"bounded", "closes"},
      "max_workers=2: client "),
     ("executor per connection", {"concurrent", "bounded", "stops"},
@@ -211,6 +214,82 @@ def test_wrong_pool_servers_fail_the_check_that_names_their_mistake(mistake, fai
     assert no_answer_threads_left()
 
 
+def test_closing_the_last_accepted_connection_when_a_handler_is_done_fails():
+    def late_binding(listener, handler, max_workers, stop):
+        """Wrong: the lambda closes whatever `conn` is when the handler ends, the latest
+        connection accepted, not the handler's own."""
+        with ThreadPoolExecutor(max_workers) as pool:
+            while True:
+                conn, _ = listener.accept()
+                if stop.is_set():
+                    conn.close()
+                    return
+                done = pool.submit(handler, conn)
+                done.add_done_callback(lambda future: conn.close())  # noqa: B023 (the mistake)
+
+    report = check("04.1", late_binding)
+    assert report.failed == {"closes"}, repr(report)
+    message = report.message("closes")
+    assert message.startswith(  # closed or reset: "boom" arrived before the close or not
+        "max_workers=2: client 3 (connected with client 2) sent b'boom', expected b'BOOM' but"
+        " got nothing, then the connection "), message
+    assert message.endswith(": it was closed before its handler answered"), message
+    assert no_answer_threads_left()
+
+
+def test_a_worker_slot_lost_when_a_handler_raises_fails():
+    def leaks_a_slot(listener, handler, max_workers, stop):
+        """Wrong: a semaphore bounds the handlers, but a handler that raises never gives
+        its turn back: after max_workers exceptions, nothing is served."""
+        turns = threading.Semaphore(max_workers)
+
+        def serve(conn):
+            with conn:
+                handler(conn)
+            turns.release()  # skipped when handler() raised
+
+        with ThreadPoolExecutor(max_workers) as pool:
+            while True:
+                while not turns.acquire(timeout=0.05):  # (so that this test ends)
+                    if stop.is_set():
+                        return
+                conn, _ = listener.accept()
+                if stop.is_set():
+                    conn.close()
+                    return
+                pool.submit(serve, conn)
+
+    report = check("04.1", leaks_a_slot)
+    assert report.failed == {"closes"}, repr(report)
+    assert report.message("closes") == (
+        "max_workers=2: after two handlers raised, the next client sent b'after', expected"
+        " b'AFTER' but got nothing, then nothing more for 0.3 s")
+    assert no_answer_threads_left()
+
+
+def test_leaving_the_waking_connection_open_fails():
+    def keeps_the_waker(listener, handler, max_workers, stop):
+        """Wrong: returns on stop, but the connection that woke accept() stays open."""
+
+        def serve(conn):
+            with conn:
+                handler(conn)
+
+        with ThreadPoolExecutor(max_workers) as pool:
+            while True:
+                conn, _ = listener.accept()
+                if stop.is_set():
+                    break  # conn is still referenced until the handlers have finished
+                pool.submit(serve, conn)
+
+    report = check("04.1", keeps_the_waker)
+    assert report.failed == {"stops"}, repr(report)
+    assert report.message("stops") == (
+        "stop was set and a connection woke accept() up, but that connection got nothing, then"
+        " nothing more for 0.3 s: serve_pool did not close it")
+    assert no_answer_threads_left()
+
+
 # -- 04.2 -------------------------------------------------------------------------
 
 
@@ -222,24 +301,34 @@ def idle_loop(sel, listener, wakeup, idle, *, mistake=None):
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(wakeup, selectors.EVENT_READ, "stop")
     deadlines = {}
+    last = {"byte": None}  # "one deadline": when any connection last received a byte
 
     def close(conn):
         if mistake != "no unregister":
             sel.unregister(conn)
         conn.close()
-        del deadlines[conn]
+        deadlines.pop(conn, None)
 
     try:
         while True:
             timeout = None
             if deadlines:
-                timeout = max(0.0, min(deadlines.values()) - time.monotonic())
+                earliest = min(deadlines.values())
+                if mistake == "first deadline":  # the first connection's: not the earliest
+                    earliest = next(iter(deadlines.values()))
+                elif mistake == "one deadline" and last["byte"] is not None:
+                    earliest = last["byte"] + idle
+                timeout = max(0.0, earliest - time.monotonic())
+            elif mistake == "idle when empty":
+                timeout = idle
             if mistake == "busy":
                 timeout = 0
             elif mistake == "fixed timeout":
                 timeout = idle
             elif mistake == "never idle":
                 timeout = None
+            elif mistake == "ticks":
+                timeout = 0.1  # wakes up 10 times a second to look at the deadlines
             for key, mask in sel.select(timeout):
                 if key.data == "stop":
                     if mistake == "leaves sockets open":
@@ -260,6 +349,7 @@ def idle_loop(sel, listener, wakeup, idle, *, mistake=None):
                             close(conn)
                             continue
                         if data:
+                            last["byte"] = time.monotonic()
                             if mistake != "deadline from accept only":
                                 deadlines[conn] = time.monotonic() + idle
                             if mistake == "sendall":  # raises once the buffers are full
@@ -268,7 +358,12 @@ def idle_loop(sel, listener, wakeup, idle, *, mistake=None):
                                 client.out += data
                         else:
                             client.done = True
-                    del client.out[: conn.send(client.out)]
+                            if mistake == "no deadline once done":
+                                del deadlines[conn]  # "it sends nothing more anyway"
+                    sent = conn.send(client.out)
+                    if sent and mistake == "sending counts":
+                        deadlines[conn] = time.monotonic() + idle
+                    del client.out[:sent]
                 except BlockingIOError:
                     pass  # as the chapter's on_ready does: here it loses what sendall kept
                 except ConnectionError:
@@ -277,12 +372,20 @@ def idle_loop(sel, listener, wakeup, idle, *, mistake=None):
                 if client.done and not client.out:
                     close(conn)
                     continue
-                watch = ((0 if client.done else selectors.EVENT_READ)
+                reading = not client.done or mistake == "reads at end of stream"
+                watch = ((selectors.EVENT_READ if reading else 0)
                          | (selectors.EVENT_WRITE if client.out else 0))
                 if watch != key.events:
                     sel.modify(conn, watch, client)
             now = time.monotonic()
+            if mistake == "one deadline":
+                if last["byte"] is not None and last["byte"] + idle <= now:
+                    for conn in list(deadlines):
+                        close(conn)
+                continue
             for conn in [c for c, d in deadlines.items() if d <= now]:
+                if mistake == "spares the sending" and sel.get_key(conn).data.out:
+                    continue  # "not while its echo is still going out"
                 close(conn)
     finally:
         if mistake != "leaves sockets open":
@@ -298,39 +401,80 @@ def loop_with(mistake):
     return answer
 
 
-@pytest.mark.parametrize(("mistake", "failed", "message"), [
-    ("sendall", {"big", "half-close"},
+@pytest.mark.parametrize(("mistake", "failed", "key", "message"), [
+    ("sendall", {"big", "half-close"}, "big",
      "a client sent 16 MiB without reading, then read: it got "),
-    ("closes at end of stream", {"half-close"},
+    ("closes at end of stream", {"half-close"}, "half-close",
      "a client sent 16 MiB, shut down its sending side (shutdown(SHUT_WR)), then read: it got "),
-    ("never idle", {"closes-idle"},
+    ("never idle", {"closes-idle", "sleeps"}, "closes-idle",
      "idle=0.3: a silent client got nothing, then nothing more for 0.95 s"),
-    ("fixed timeout", {"closes-idle"},
+    ("fixed timeout", {"closes-idle", "sleeps"}, "closes-idle",
      "idle=0.3: a silent client was closed 0.5"),
-    ("no unregister", {"closes-idle"},
-     "a new client, after the idle ones were closed: sent b'anyone?', expected it back but got"
-     " nothing, then nothing more for 0.3 s; idle_echo_loop raised KeyError: "),
-    ("deadline from accept only", {"keeps-busy"},
+    ("first deadline", {"closes-idle"}, "closes-idle",
+     "idle=0.3: a silent client was closed 0.5"),
+    ("one deadline", {"closes-idle", "half-closed-idle"}, "closes-idle",
+     "idle=0.3: a silent client was closed 0.5"),
+    ("no unregister", {"closes-idle"}, "closes-idle", ""),
+    ("deadline from accept only", {"closes-idle", "keeps-busy"}, "keeps-busy",
      "idle=0.3: a client sending every 0.05 s, 0.3"),
-    ("busy", {"sleeps"},
-     "nothing happened for 0.1 s (one connection, idle=2), but select() was called "),
-    ("own selector", {"sleeps"},
+    ("sending counts", {"half-closed-idle"}, "half-closed-idle",
+     "idle=0.3: a client sent 4 MiB, shut down its sending side and read its echo slowly (16"
+     " KiB every 20 ms): 0.45 s after its last byte its connection was still open; it then got"
+     " all its echo, and the connection closed "),
+    ("no deadline once done", {"half-closed-idle"}, "half-closed-idle",
+     "idle=0.3: a client sent 4 MiB, shut down its sending side and read its echo slowly (16"
+     " KiB every 20 ms): 0.45 s after its last byte its connection was still open; it then got"
+     " all its echo, and the connection closed "),
+    ("spares the sending", {"half-closed-idle"}, "half-closed-idle",
+     "idle=0.3: a client sent 4 MiB, shut down its sending side and read its echo slowly (16"
+     " KiB every 20 ms): 0.45 s after its last byte its connection was still open; it then got"
+     " all its echo, and the connection closed "),
+    ("busy", {"sleeps"}, "sleeps",
+     "nothing happened for 0.1 s (two connections, idle=2), but select() was called "),
+    ("ticks", {"sleeps"}, "sleeps",
+     "before it had accepted any connection, select() was called with timeout=0.1: with no"
+     " connection nothing is due, and the timeout is None"),
+    ("idle when empty", {"sleeps"}, "sleeps",
+     "before it had accepted any connection, select() was called with timeout=2.0: with no"
+     " connection nothing is due, and the timeout is None"),
+    ("reads at end of stream", {"sleeps"}, "sleeps",
+     "a client sent 1 MiB without reading and shut down its sending side; then for 0.1 s"
+     " select() reported its connection readable "),
+    ("own selector", {"sleeps"}, "sleeps",
      "idle_echo_loop echoed without ever calling select() on the selector `sel` it was given"),
-    ("leaves sockets open", {"stops"},
+    ("leaves sockets open", {"stops"}, "stops",
      "idle_echo_loop returned but left the listening socket open"),
 ])
-def test_wrong_idle_loops_fail_the_check_that_names_their_mistake(mistake, failed, message):
+def test_wrong_idle_loops_fail_the_check_that_names_their_mistake(mistake, failed, key,
+                                                                   message):
     report = check("04.2", loop_with(mistake))
     assert report.failed == failed, repr(report)
-    key = {"sendall": "big", "closes at end of stream": "half-close",
-           "deadline from accept only": "keeps-busy", "busy": "sleeps", "own selector": "sleeps",
-           "leaves sockets open": "stops"}.get(mistake, "closes-idle")
     assert report.message(key).startswith(message), report.message(key)
     if mistake == "sendall":  # 16 MiB: the kernel buffers cannot hide what sendall lost
         assert report.message("big").endswith(", then nothing more for 1 s")
         assert report.message("half-close").endswith(
             " bytes (not the bytes it sent), then the connection closed; expected all 16 MiB,"
             " then the connection closed")
+    if mistake in ("first deadline", "one deadline", "fixed timeout"):
+        # it woke up at the deadline of the client that talked later, not at the earliest
+        assert report.message("closes-idle").endswith(
+            " s after its last byte, not 0.3 s: select() slept past its deadline, until that"
+            " of a client that sent b'hi' 0.24 s later (closed at the same time)"), \
+            report.message("closes-idle")
+    if mistake == "deadline from accept only":
+        assert report.message("closes-idle").startswith(
+            "idle=0.3: a client that sent b'hi' 0.2")
+        assert " s later was closed only 0.0" in report.message("closes-idle")
+    if mistake == "no unregister":
+        # the new client is given a closed connection's number (the loop then raises), or
+        # another one (the selector still holds the closed ones)
+        assert ("is already registered" in report.message("closes-idle")
+                or "but the selector still had " in report.message("closes-idle")), \
+            report.message("closes-idle")
+    if mistake == "reads at end of stream":
+        assert report.message("sleeps").endswith(
+            " times: the loop still watches a socket at the end of its stream for reading, and"
+            " spins")
     assert no_answer_threads_left()
 
 
@@ -452,7 +596,7 @@ class SharedBuffer(Commands):
 
 @pytest.mark.parametrize(("answer", "failed", "key", "message"), [
     (ChunkIsALine, {"pieces", "own-line", "quit", "limit"}, "pieces",
-     "ten lines, data_received called with pieces of 1 byte(s): sent b'PING\\nECHO hello"),
+     "twelve lines, data_received called with pieces of 1 byte(s): sent b'PING\\nECHO hello"),
     (GoesOnAfterQuit, {"quit"}, "quit",
      "QUIT, then PING, in one write: after transport.close() the protocol still wrote b'PONG\\n'"),
     (ByeAfterClose, {"quit"}, "quit",
@@ -467,11 +611,11 @@ class SharedBuffer(Commands):
     (LimitOnlyOnLines, {"limit"}, "limit",
      "1025 bytes without a newline (and nothing more), in pieces of 100: sent b'zzzz"),
     (StartsWith, {"commands", "pieces"}, "commands",
-     "ten lines in one write: sent b'PING\\nECHO hello world"),
-    (Strips, {"commands", "pieces"}, "commands", "ten lines in one write: sent "),
-    (SplitLines, {"commands", "pieces", "limit"}, "commands", "ten lines in one write: sent "),
+     "twelve lines in one write: sent b'PING\\nECHO hello world"),
+    (Strips, {"commands", "pieces"}, "commands", "twelve lines in one write: sent "),
+    (SplitLines, {"commands", "pieces", "limit"}, "commands", "twelve lines in one write: sent "),
     (DecodesEachChunk, {"pieces"}, "pieces",
-     "ten lines, data_received called with pieces of 1 byte(s): sent"),
+     "twelve lines, data_received called with pieces of 1 byte(s): sent"),
     (SharedBuffer, {"own-line", "quit", "limit"}, "own-line",
      "client 2, while client 1's line is unfinished: sent b'PING\\nEC', expected b'PONG\\n' but"
      " got b'ERROR'"),
@@ -481,6 +625,28 @@ def test_wrong_protocols_fail_the_check_that_names_their_mistake(answer, failed,
     report = check("04.3", answer)
     assert report.failed == failed, repr(report)
     assert report.message(key).startswith(message), report.message(key)
+
+
+class Partition(Commands):
+    """Wrong: dispatches on the first word, so b"PING now" is a PING and b"ECHO" an ECHO."""
+
+    def line_received(self, line):
+        command, _, text = line.partition(b" ")
+        if command == b"ECHO":
+            self.transport.write(text + b"\n")
+        elif command in (b"PING", b"QUIT"):
+            super().line_received(command)
+        else:
+            super().line_received(line)
+
+
+def test_a_protocol_that_dispatches_on_the_first_word_fails():
+    report = check("04.3", Partition)
+    assert report.failed == {"commands", "pieces"}, repr(report)
+    assert report.message("commands").startswith("twelve lines in one write: sent b'PING\\n")
+    assert report.message("commands").endswith(
+        "; the first wrong reply is to line 11, b'PING now': b'PONG\\n', expected"
+        " b'ERROR unknown command\\n'")
 
 
 def test_a_protocol_that_raises_is_named():

@@ -1,6 +1,7 @@
 """Chapter 05 exercises: learners' mistakes fail the check that names them, with a
 message that names the cause (reference solutions: tests/test_exercises.py)."""
 
+import math
 import threading
 
 import pytest
@@ -85,6 +86,54 @@ def test_countdown_with_one_list_for_every_countdown_fails_the_cancel_check():
     assert "cancelling one countdown stopped another" in report.message("cancel-stops")
 
 
+def test_countdown_that_schedules_each_call_from_the_previous_one_passes():
+    def chained(clock, n, say):
+        """Right too: each call schedules the next one, one second after it runs."""
+        state = {}
+        d = defer.Deferred(lambda d: state["next"].cancel())
+
+        def step(k):
+            if k == 0:
+                d.callback("liftoff")
+                return
+            say(k)
+            state["next"] = clock.callLater(1, step, k - 1)
+
+        state["next"] = clock.callLater(1, step, n)
+        return d
+
+    report = check("05.1", chained)
+    assert report.passed, repr(report)
+
+
+def test_countdown_that_leaves_liftoff_scheduled_fails():
+    def liftoff_left(clock, n, say):
+        calls = [clock.callLater(i + 1, say, n - i) for i in range(n)]
+        d = defer.Deferred(lambda d: [c.cancel() for c in calls if c.active()])
+        clock.callLater(n + 1, d.callback, "liftoff")  # not in calls: never cancelled
+        return d
+
+    report = check("05.1", liftoff_left)
+    assert report.failed == {"cancel-stops"}
+    assert report.message("cancel-stops") == (
+        "after d.cancel(), a call still scheduled on the clock raised AlreadyCalledError:"
+        " cancelling must leave nothing of that countdown scheduled")
+
+
+def test_countdown_whose_canceller_cancels_calls_already_made_fails():
+    def cancels_all(clock, n, say):
+        calls = [clock.callLater(i + 1, say, n - i) for i in range(n)]
+        d = defer.Deferred(lambda d: [c.cancel() for c in calls])  # say(5) has run already
+        calls.append(clock.callLater(n + 1, d.callback, "liftoff"))
+        return d
+
+    report = check("05.1", cancels_all)
+    assert report.failed == {"cancel-stops"}
+    assert report.message("cancel-stops") == (
+        "d.cancel() at t=2.5, after say(5) and say(4): your code raised AlreadyCalled: Tried to"
+        " cancel an already-called event.")
+
+
 def test_countdown_on_the_wrong_clock_fails():
     def wrong_clock(clock, n, say):
         return countdown(task.Clock(), n, say)  # never advanced: as if on another reactor
@@ -113,7 +162,7 @@ def chained(clock, interval, send):
 
 def catching_up(clock, interval, send):
     """Wrong: on the grid, but makes up every missed beat in a burst."""
-    state = {"due": 0.0}
+    state = {"due": clock.seconds()}
 
     def beat():
         while state["due"] <= clock.seconds():
@@ -141,7 +190,46 @@ def test_heartbeat_whose_first_beat_waits_an_interval_fails():
     report = check("05.2", not_now)
     assert "on-the-grid" in report.failed
     assert report.message("on-the-grid") == (
-        "right after heartbeat(): beats at [], expected [0.0]")
+        "heartbeat() called at t=0.5: beats at [], expected [0.5]")
+
+
+def test_heartbeat_on_a_grid_from_t0_fails():
+    def grid_from_zero(clock, interval, send):
+        """Wrong: its grid is every multiple of interval, not every interval from now."""
+        state = {}
+
+        def beat():
+            send()
+            now = clock.seconds()
+            state["next"] = clock.callLater((math.floor(now / interval) + 1) * interval - now,
+                                            beat)
+
+        beat()
+        return lambda: state["next"].cancel()
+
+    report = check("05.2", grid_from_zero)
+    assert report.failed == {"on-the-grid"}
+    assert report.message("on-the-grid") == (
+        "heartbeat() called at t=0.5, then advancing 0.5 s at a time to t=3.5: beats at"
+        " [0.5, 1.0, 2.0, 3.0], expected [0.5, 1.5, 2.5, 3.5]")
+
+
+def test_heartbeat_whose_clock_is_set_after_start_fails():
+    started = []
+
+    def clock_too_late(clock, interval, send):
+        loop = task.LoopingCall(send)
+        loop.start(interval, now=True)  # scheduled on the global reactor
+        loop.clock = clock
+        started.append(loop)
+        return loop.stop
+
+    report = check("05.2", clock_too_late)
+    assert report.failed == {"on-the-grid", "no-drift", "stops", "independent"}
+    assert report.message("on-the-grid") == (
+        "nothing was scheduled on the clock passed to heartbeat"
+        " (clock.getDelayedCalls() is empty)")
+    assert started and not any(loop.running for loop in started)  # the checker stopped them
 
 
 def test_heartbeat_returning_the_deferred_fails():
@@ -267,6 +355,31 @@ def test_timeout_without_cancel_fails(short_timeout):
     assert report.message("times-out") == (
         "fn returns a Deferred that never fires, timeout=0.2: TimeoutError was raised, but"
         " the Deferred was never cancelled")
+
+
+def test_timeout_with_twisteds_own_timeout_error_fails():
+    def add_timeout(fn, timeout):
+        """Wrong: Deferred.addTimeout fails with twisted.internet.defer.TimeoutError."""
+        from twisted.internet import reactor
+
+        done, box = threading.Event(), {}
+
+        def run():
+            d = defer.maybeDeferred(fn).addTimeout(timeout, reactor)
+            d.addBoth(lambda result: (box.setdefault("result", result), done.set()))
+
+        reactor.callFromThread(run)
+        done.wait(timeout + 1)
+        if isinstance(box["result"], Failure):
+            box["result"].raiseException()
+        return box["result"]
+
+    report = check("05.3", add_timeout)
+    assert report.failed == {"times-out"}
+    assert report.message("times-out") == (
+        "fn returns a Deferred that never fires, timeout=0.2: call_with_timeout raised"
+        " twisted.internet.defer.TimeoutError, not Python's built-in TimeoutError: another"
+        " class of the same name")
 
 
 def test_cancelling_from_the_calling_thread_fails():

@@ -9,7 +9,9 @@
 
 The answers of 04.1 and 04.2 are servers: each runs in a thread of its own for one check,
 which stops it as the chapter's servers are stopped (`stop`, `wakeup`) and closes every
-socket it gave it, also when the answer is wrong.
+socket it gave it, also when the answer is wrong. The two sessions of 04.2 that take `idle`
+seconds run at once, each on a loop of its own (`_idle_sessions`), and three checks read
+what their clients saw.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 
 from ..notebook_code import load
-from . import exercise, fail, require, show
+from . import CheckFailed, exercise, fail, observation, require, show
 from .answers import Running
 from .framework import describe_error, note_raised
 from .wire import Client, Received
@@ -177,36 +179,57 @@ def _bounded(serve_pool):
         require(handlers.peak <= 2, f"max_workers=2, but {handlers.peak} handlers ran at once")
 
 
-def _reply_once(conn):
-    """A handler that answers once, upper-cased, then returns without closing."""
-    conn.settimeout(TIMEOUT)
-    data = conn.recv(1024)
-    conn.sendall(data.upper())
-    if data == b"boom":
-        raise RuntimeError("this handler fails on purpose")
+class _ReplyOnce(_Handlers):
+    """A handler that answers once, upper-cased, then returns without closing (or raises,
+    after a b"boom"), counting its calls."""
+
+    def __call__(self, conn):
+        with self.lock:
+            self.calls += 1
+            self.lock.notify_all()
+        conn.settimeout(TIMEOUT)
+        data = conn.recv(1024)
+        conn.sendall(data.upper())
+        if data == b"boom":
+            raise RuntimeError("this handler fails on purpose")
 
 
 @pool.check("closes", "closes each connection when its handler returns or raises",
             hint="The handler does not close its connection; whatever runs it must, however"
                  " the handler ends.")
 def _closes(serve_pool):
-    with _Pool(serve_pool, _reply_once, 2) as server:
-        for data, how in [(b"hi", "returned"), (b"boom", "raised an exception")]:
-            client = server.client()
-            _echoes_upper(client, data, server)
-            end = client.read_to_end(timeout=REPLY)
-            require(end.ending in ("closed", "reset") and not end.data,
-                    f"the handler {how} after its reply, but the client then {end}: close each"
-                    f" connection when its handler is done{server.answer.why()}")
-        _echoes_upper(server.client(), b"after", server, "after a handler raised, the next"
-                      " client")
+    handler = _ReplyOnce()
+    with _Pool(serve_pool, handler, 2) as server:
+        # Client 1 alone; then clients 2 and 3 at once, both accepted before either answers
+        # (so the latest accepted connection is not the one whose handler ends first).
+        clients = [(server.client(), b"hi", "returned", "client 1")]
+        _closed_after_reply(server, *clients[0])
+        clients = [(server.client(), b"boom", "raised an exception", "client 2"),
+                   (server.client(), b"boom", "raised an exception",
+                    "client 3 (connected with client 2)")]
+        handler.called(3, REPLY)
+        for client in clients:
+            _closed_after_reply(server, *client)
+        _echoes_upper(server.client(), b"after", server, "max_workers=2: after two handlers"
+                      " raised, the next client")
+
+
+def _closed_after_reply(server, client, data, how, who):
+    _echoes_upper(client, data, server, f"max_workers=2: {who}")
+    end = client.read_to_end(timeout=REPLY)
+    require(end.ending in ("closed", "reset") and not end.data,
+            f"max_workers=2: the handler of {who} {how} after its reply, but the client then"
+            f" {end}: close each connection when its handler is done{server.answer.why()}")
 
 
 def _echoes_upper(client, data, server, what="a client"):
     client.send(data)
     got = _read(client, len(data), server.answer.stopped)
     if got.data != data.upper():
-        fail(f"{what} sent {data!r}, expected {data.upper()!r} but {got}{server.answer.why()}")
+        early = ": it was closed before its handler answered" \
+            if not got.data and got.ending in ("closed", "reset") else ""
+        fail(f"{what} sent {data!r}, expected {data.upper()!r} but {got}{early}"
+             f"{server.answer.why()}")
 
 
 @pool.check("stops", "returns after stop is set, once the running handlers have finished",
@@ -226,7 +249,7 @@ def _stops(serve_pool):
                 " handler")
         require(end.ending in ("closed", "reset"),
                 f"stop was set and a connection woke accept() up, but that connection {end}"
-                f"{server.answer.why()}")
+                f"{server.answer.why() or ': serve_pool did not close it'}")
         server.answer.finished.wait(SILENCE)
         require(not server.answer.finished.is_set() or server.answer.error is not None,
                 "serve_pool returned while a handler was still serving a client")
@@ -249,10 +272,24 @@ class _CountingSelector(selectors.DefaultSelector):
     def __init__(self):
         super().__init__()
         self.calls = 0
+        self.timeouts: list = []  # the timeout of every select() call, in order
+        self.readable: list | None = None  # while a list: what select() reported readable
+        self.called = threading.Condition()
 
     def select(self, timeout=None):
-        self.calls += 1
-        return super().select(timeout)
+        with self.called:
+            self.calls += 1
+            self.timeouts.append(timeout)
+            self.called.notify_all()
+        ready = super().select(timeout)
+        if self.readable is not None:
+            self.readable += [key.fileobj for key, mask in ready if mask & selectors.EVENT_READ]
+        return ready
+
+    def wait_called(self, times: int, timeout: float) -> bool:
+        """Whether select() has been called `times` times, waiting up to `timeout`."""
+        with self.called:
+            return self.called.wait_for(lambda: self.calls >= times, timeout)
 
 
 class _Loop:
@@ -367,54 +404,195 @@ def _closed_at(client, since: float, wait: float) -> tuple[Received, float]:
                  hint="Keep a deadline per connection; select() can wait until the earliest"
                       " one, and then the loop closes what is due.")
 def _closes_idle(idle_echo_loop):
+    _seen(idle_echo_loop, "quiet")
+
+
+def _quiet_session(idle_echo_loop):
+    """idle=IDLE: a silent client, and one that says b"hi" just before the silent one's
+    deadline, then nothing; both are closed in time, and a new client is served after."""
     with _Loop(idle_echo_loop, idle=IDLE) as loop:
+        # the talker connects first: its deadline, moved later, is then not the earliest
+        talker = loop.client()
         silent, connected = loop.client(), time.monotonic()
-        # the test condition: another client, just before the deadline (unless the answer
+        # the test condition: the talker sends just before the deadline (unless the answer
         # has already returned or raised: then nothing will echo, and the check says so)
         loop.answer.finished.wait(0.8 * IDLE)
-        talker = loop.client()
         _echoes(talker, b"hi", "a client that then says nothing", loop.answer)
         talked = time.monotonic()
-        with socket.socket() as spare:  # made now, so that the server's next accept() gets
-            _idle_closed(loop, silent, connected, talker, talked)  # a closed one's number
+        with socket.socket() as spare:  # made now, so that the server's next accept() may
+            _idle_closed(loop, silent, connected, talker, talked)  # get a closed one's number
             client = loop.client(sock=spare)
             what = "a new client, after the idle ones were closed"
             client.send(b"anyone?", what)
             got = client.read_exactly(7)
             require(got.data == b"anyone?", f"{what}: sent b'anyone?', expected it back but"
                                             f" {got}{loop.answer.why()}")
+        # The new client got another number (another session's sockets, or the garbage
+        # collector, freed a lower one): what the selector holds still says it.
+        stale = _closed_but_registered(loop.sel)
+        require(not stale, f"idle={IDLE:g}: the idle connections were closed, but the selector"
+                           f" still had {stale} closed socket(s) registered: the next"
+                           " connection given one of their numbers cannot be registered")
+
+
+def _closed_but_registered(sel) -> int:
+    """How many closed sockets are still registered on `sel` (0 if it cannot tell)."""
+    with contextlib.suppress(Exception):  # the loop's thread may change the map meanwhile
+        return sum(1 for key in list(sel.get_map().values())
+                   if isinstance(key.fileobj, socket.socket) and key.fileobj.fileno() == -1)
+    return 0
 
 
 def _idle_closed(loop, silent, connected, talker, talked):
     """Both clients are closed `idle` seconds after their last byte, give or take LATE."""
-    for name, client, since in [("a silent client", silent, connected),
-                                ("a client that sent b'hi'", talker, talked)]:
+    clients = [("a silent client", silent, connected),
+               (f"a client that sent b'hi' {talked - connected:.2f} s later", talker, talked)]
+    ends = []
+    for name, client, since in clients:
         got, after = _closed_at(client, since, IDLE + LATE + TIMEOUT)
         require(got.ending in ("closed", "reset"),
                 f"idle={IDLE:g}: {name} {got}{loop.answer.why()}")
         require(after >= 0.9 * IDLE,
-                f"idle={IDLE:g}: {name} was closed after only {after:.2f} s")
+                f"idle={IDLE:g}: {name} was closed only {after:.2f} s after its last byte")
+        ends.append((name, since + after, after))
+    (silent_name, silent_closed, silent_after), (talker_name, talker_closed, _) = ends
+    if silent_after > IDLE + LATE and abs(talker_closed - silent_closed) < LATE / 2:
+        fail(f"idle={IDLE:g}: {silent_name} was closed {silent_after:.2f} s after its last"
+             f" byte, not {IDLE:g} s: select() slept past its deadline, until that of"
+             f" {talker_name} (closed at the same time)")
+    for name, _, after in ends:
         require(after <= IDLE + LATE,
                 f"idle={IDLE:g}: {name} was closed {after:.2f} s after its last byte, not"
-                f" {IDLE:g} s: select() waited past its deadline")
+                f" {IDLE:g} s: select() slept past its deadline")
+
+
+_HALF = _PAYLOAD[: 4 * 2**20]  # what the half-closing client of the busy session sends
+_SLOW = 16 * 1024, 0.02  # how it reads its echo: 16 KiB every 20 ms (800 KB/s)
+
+
+@observation
+def _idle_sessions(idle_echo_loop) -> dict:
+    """The sessions whose timing takes `idle` seconds, each on a loop of its own, run at
+    once: the quiet one of closes-idle, and a busy one, idle=IDLE, with two clients for
+    0.6 s (twice `idle`): one that sends every 50 ms, and one that sends 4 MiB, shuts down
+    its sending side and reads its echo slowly. What each client saw: None, or a failure
+    message, or what it observed."""
+    seen: dict = {}
+
+    def run(name, part, *args):
+        try:
+            seen[name] = part(*args)
+        except CheckFailed as exc:
+            seen[name] = str(exc)
+        except Exception as exc:  # raised again by the check that reads it
+            seen[name] = exc
+
+    def busy_session():
+        with _Loop(idle_echo_loop, idle=IDLE) as loop:
+            half = threading.Thread(target=run, args=("half", _slow_reader, loop), daemon=True)
+            half.start()
+            run("busy", _busy, loop)
+            half.join(3 * TIMEOUT + IDLE + LATE)
+            seen["why"] = loop.answer.why()
+
+    busy = threading.Thread(target=run, args=("busy-session", busy_session), daemon=True)
+    busy.start()
+    run("quiet", _quiet_session, idle_echo_loop)
+    busy.join(6 * TIMEOUT + IDLE + LATE)
+    return seen
+
+
+def _busy(loop):
+    every = 0.05
+    client = loop.client()
+    started = time.monotonic()
+    for n in range(12):  # 0.6 s in all: twice `idle`
+        _echoes(client, b"%d" % n, f"idle={IDLE:g}: a client sending every {every:g} s,"
+                f" {time.monotonic() - started:.2f} s after it connected", loop.answer)
+        time.sleep(every)  # the test condition: a client that sends every 50 ms
+
+
+def _slow_reader(loop):
+    """Send _HALF, shut down writing, read slowly until IDLE + LATE after the last byte, then
+    read to the end: (bytes read, how the connection ended, when, s after the last byte)."""
+    client = loop.client(rcvbuf=SMALL_BUFFER)
+    _send_all(loop, client, _HALF, "a client sending 4 MiB without reading")
+    client.shutdown_write()
+    sent, got, (size, pause) = time.monotonic(), 0, _SLOW
+    client.sock.settimeout(pause)
+    while time.monotonic() < sent + IDLE + LATE:
+        time.sleep(pause)  # the test condition: a client that reads slowly
+        try:
+            chunk = client.sock.recv(size)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return got, "reset", time.monotonic() - sent
+        if not chunk:
+            return got, "closed", time.monotonic() - sent
+        got += len(chunk)
+    end = client.read_to_end(timeout=TIMEOUT)
+    return got + len(end.data), end.ending, time.monotonic() - sent
+
+
+def _send_all(loop, client, data: bytes, what: str) -> None:
+    """client.sock.sendall(data), but fail as soon as the answer has stopped, or when it
+    could not send for 2 * TIMEOUT."""
+    view, start = memoryview(data), time.monotonic()
+    client.sock.settimeout(0.05)
+    while view:
+        try:
+            view = view[client.sock.send(view) :]
+        except TimeoutError:
+            if loop.answer.stopped() or time.monotonic() - start > 2 * TIMEOUT:
+                fail(f"{what}: it could not send for {time.monotonic() - start:.1f} s: the"
+                     f" server stopped reading{loop.answer.why()}")
+        except OSError as exc:
+            fail(f"{what}: {describe_error(exc)}{loop.answer.why()}")
+
+
+def _seen(idle_echo_loop, name):
+    """What the client `name` of _idle_sessions saw; fail with its failure message."""
+    seen = _idle_sessions(idle_echo_loop)
+    for part in (name, "busy-session"):
+        if isinstance(seen.get(part), BaseException):
+            raise seen[part]
+        if isinstance(seen.get(part), str):
+            fail(seen[part])
+    if name not in seen:
+        fail(f"idle={IDLE:g}: the {name} client had not finished"
+             f" {6 * TIMEOUT + IDLE + LATE:g} s later{seen.get('why', '')}")
+    return seen[name], seen.get("why", "")
 
 
 @idle_loop.check("keeps-busy", "keeps a connection that keeps sending",
                  hint="Receiving anything starts a connection's idle time again.")
 def _keeps_busy(idle_echo_loop):
-    every = 0.05
-    with _Loop(idle_echo_loop, idle=IDLE) as loop:
-        client = loop.client()
-        started = time.monotonic()
-        for n in range(12):  # 0.6 s in all: twice `idle`
-            _echoes(client, b"%d" % n, f"idle={IDLE:g}: a client sending every {every:g} s,"
-                    f" {time.monotonic() - started:.2f} s after it connected", loop.answer)
-            time.sleep(every)  # the test condition: a client that sends every 50 ms
+    _seen(idle_echo_loop, "busy")
+
+
+@idle_loop.check("half-closed-idle", "closes a half-closed connection `idle` seconds after its"
+                 " last byte, even with its echo still queued",
+                 hint="Only receiving moves a connection's deadline: sending it its echo does"
+                      " not, and shutting down its sending side does not take the deadline"
+                      " away.")
+def _half_closed_idle(idle_echo_loop):
+    (got, ending, after), why = _seen(idle_echo_loop, "half")
+    what = (f"idle={IDLE:g}: a client sent 4 MiB, shut down its sending side and read its"
+            f" echo slowly ({_SLOW[0] // 1024} KiB every {_SLOW[1] * 1000:g} ms)")
+    closed = ending in ("closed", "reset")
+    require(closed and got < len(_HALF),
+            f"{what}: {IDLE + LATE:g} s after its last byte its connection was still open;"
+            f" it then got {'all' if got == len(_HALF) else f'{got:,} bytes of'} its echo"
+            f"{', and the connection closed' if closed else ' and the connection stayed open'}"
+            f" {after:.2f} s after its last byte{why}")
 
 
 @idle_loop.check("sleeps", "sleeps in the given selector's select() while nothing is due",
-                 hint="select() with a timeout sleeps until a socket is ready or the timeout"
-                      " is up; with timeout=0 it returns at once, and a loop around it spins.")
+                 hint="select()'s timeout is how long it may sleep: until the earliest deadline,"
+                      " or for ever while there is none. With timeout=0 it returns at once,"
+                      " and a socket at the end of its stream is always readable: either way"
+                      " a loop around it spins.")
 def _sleeps(idle_echo_loop):
     with _Loop(idle_echo_loop, idle=2.0) as loop:
         client = loop.client()
@@ -422,12 +600,49 @@ def _sleeps(idle_echo_loop):
         require(loop.sel.calls > 0,
                 "idle_echo_loop echoed without ever calling select() on the selector `sel` it"
                 " was given")
-        before = loop.sel.calls
+        # the first call came before the loop accepted anything (a client may have been
+        # waiting in the backlog already: the loop did not know)
+        first = loop.sel.timeouts[:1]
+        # a client that sends 1 MiB without reading, then shuts down its sending side: the
+        # server holds its echo, and that socket is at the end of its stream
+        half = loop.client(rcvbuf=SMALL_BUFFER)
+        _send_all(loop, half, _PAYLOAD[: 2**20], "a client sending 1 MiB without reading")
+        half.shutdown_write()
+        # let it read all that, and the end of the stream: until select() is not called
+        # for SILENCE / 2 (or is called 200 times: it will not settle)
+        start, deadline = loop.sel.calls, time.monotonic() + TIMEOUT
+        while loop.sel.calls < start + 200 and time.monotonic() < deadline and \
+                loop.sel.wait_called(loop.sel.calls + 1, SILENCE / 2):
+            pass
+        before, loop.sel.readable = loop.sel.calls, []
         time.sleep(SILENCE)  # nothing happens: the loop should be asleep in select()
-        calls = loop.sel.calls - before
+        calls, readable = loop.sel.calls - before, loop.sel.readable
+        loop.sel.readable = None
+        at_end = sum(1 for sock in readable if _peer(sock) == half.sock.getsockname())
+        require(at_end <= 3,
+                f"a client sent 1 MiB without reading and shut down its sending side; then for"
+                f" {SILENCE:g} s select() reported its connection readable {at_end:,} times: the"
+                " loop still watches a socket at the end of its stream for reading, and spins")
         require(calls <= 3,
-                f"nothing happened for {SILENCE:g} s (one connection, idle=2), but select() was"
-                f" called {calls:,} times: the loop is polling")
+                f"nothing happened for {SILENCE:g} s (two connections, idle=2), but select()"
+                f" was called {calls:,} times: the loop is polling")
+        require(first == [None],
+                f"before it had accepted any connection, select() was called with"
+                f" timeout={first[0]!r}: with no connection nothing is due, and the timeout is"
+                " None")
+        last = loop.sel.timeouts[-1]
+        require(last is not None and last >= 1.0,
+                f"two connections, idle=2, nothing due for about 2 s, but select() was called"
+                f" with timeout={last!r}: its timeout is the time left until the earliest"
+                " deadline")
+
+
+def _peer(sock):
+    """The address at the other end of the server's socket (None once it is closed)."""
+    try:
+        return sock.getpeername()
+    except OSError:
+        return None
 
 
 @idle_loop.check("stops", "returns when the wake-up socket is readable, closing its sockets",
@@ -520,8 +735,23 @@ def _serving(cls, sizes):
         server.stop()
 
 
-def _exchange(server, data: bytes, want: bytes, what: str, *, closed=False):
-    """Send data; expect exactly `want` back, then the end of the connection if `closed`."""
+def _first_wrong_reply(sent: bytes, want: bytes, got: bytes) -> str:
+    """Lines answered with one line each: "; " and which line was answered wrong, and how."""
+    lines, wanted, replies = (part.split(b"\n")[:-1] for part in (sent, want, got))
+    for n, (line, expected) in enumerate(zip(lines, wanted, strict=False), 1):
+        expected += b"\n"
+        if n > len(replies):
+            return f"; line {n}, {show(line)}, had no reply, expected {show(expected)}"
+        reply = replies[n - 1] + b"\n"
+        if reply != expected:
+            return (f"; the first wrong reply is to line {n}, {show(line)}: {show(reply)},"
+                    f" expected {show(expected)}")
+    return ""
+
+
+def _exchange(server, data: bytes, want: bytes, what: str, *, closed=False, lines=False):
+    """Send data; expect exactly `want` back, then the end of the connection if `closed`.
+    With `lines`, each line sent has one line of reply, and a failure says which is wrong."""
     with _connect(server.port) as client:
         client.send(data)
         got = _read(client, len(want), server.stopped)
@@ -531,26 +761,28 @@ def _exchange(server, data: bytes, want: bytes, what: str, *, closed=False):
         ends = ("closed", "reset") if closed else ("complete",)
         if got.data != want or got.ending not in ends:
             wanted = f"{show(want)}, then the end of the connection" if closed else show(want)
-            fail(f"{what}: sent {show(data)}, expected {wanted} but {got}{server.why()}")
+            detail = _first_wrong_reply(data, want, got.data) if lines else ""
+            fail(f"{what}: sent {show(data)}, expected {wanted} but {got}{detail}"
+                 f"{server.why()}")
     server.settled()
     require(not server.late, f"{what}: after transport.close() the protocol still wrote"
                              f" {show(b''.join(server.late))}")
 
 
 _COMMANDS = (b"PING\nECHO hello world\nNOPE\nPING\r\nECHO  two  spaces \nECHO a\rb\n"
-             b"PINGPONG\nECHOx\n\nECHO prix: 5 \xe2\x82\xac\n")
+             b"PINGPONG\nECHOx\n\nECHO prix: 5 \xe2\x82\xac\nPING now\nECHO\n")
 _REPLIES = (b"PONG\nhello world\nERROR unknown command\nPONG\n two  spaces \na\rb\n"
             b"ERROR unknown command\nERROR unknown command\nERROR unknown command\n"
-            b"prix: 5 \xe2\x82\xac\n")
+            b"prix: 5 \xe2\x82\xac\nERROR unknown command\nERROR unknown command\n")
 
 
 @commands.check("commands", "answers PING, ECHO <text> and anything else, line by line",
-                hint="Compare whole lines: a line that only starts like a command is not that"
-                     " command, and ECHO's text is every byte after 'ECHO ', spaces and all."
-                     " Only '\\n' ends a line.")
+                hint="Compare whole lines: a line that only starts like a command, or goes"
+                     " on after it, is not that command; ECHO's text is every byte after"
+                     " 'ECHO ', spaces and all. Only '\\n' ends a line.")
 def _commands(cls):
     with _serving(cls, [0]) as server:
-        _exchange(server, _COMMANDS, _REPLIES, "ten lines in one write")
+        _exchange(server, _COMMANDS, _REPLIES, "twelve lines in one write", lines=True)
 
 
 @commands.check("pieces", "handles lines split across data_received calls",
@@ -561,7 +793,8 @@ def _pieces(cls):
     with _serving(cls, sizes) as server:
         for size in sizes:
             _exchange(server, _COMMANDS, _REPLIES,
-                      f"ten lines, data_received called with pieces of {size} byte(s)")
+                      f"twelve lines, data_received called with pieces of {size} byte(s)",
+                      lines=True)
 
 
 @commands.check("own-line", "two connections at once, each with its own unfinished line",

@@ -11,10 +11,13 @@ deadline, and an answer that blocks is released.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from .. import reactor as _reactor
-from . import Watch, exercise, fail, require, run_answer
+from . import CheckFailed, Watch, exercise, fail, require, run_answer
+from .answers import reader_code
+from .framework import describe_error
 
 TIMEOUT = 2.0  # the longest a check of 05.3 waits for the reader's function
 
@@ -68,7 +71,9 @@ def _lifts_off(fn):
     for n in (3, 1):
         clock, _, d = _start_countdown(fn, n)
         watch = Watch(d)
-        clock.advance(n + 0.999)
+        # one second at a time: a call that schedules the next one (from clock.seconds())
+        # runs at its own time, as on a reactor, not at the end of one long jump
+        clock.pump([1] * n + [0.999])
         require(not watch.fired, f"n={n}: at t={n + 0.999:g} the Deferred {watch.outcome},"
                 f" but liftoff is due at t={n + 1}")
         clock.advance(0.001)
@@ -87,14 +92,23 @@ def _cancel_stops(fn):
     _, said, d = _start_countdown(fn, 5, clock)
     _, other, other_d = _start_countdown(fn, 4, clock)
     watch, other_watch = Watch(d), Watch(other_d)
-    clock.advance(2.5)
-    d.cancel()
+    clock.pump([1, 1, 0.5])  # one second at a time, as in "lifts-off"
+    with reader_code("d.cancel() at t=2.5, after say(5) and say(4)"):
+        d.cancel()
     require(watch.outcome.kind == "failed" and watch.outcome.is_error(_cancelled()),
             f"after d.cancel() the Deferred {watch.outcome}, expected it to fail with"
             " CancelledError")
     before = list(said)
-    clock.advance(10)
+    try:
+        clock.pump([1] * 10)
+        late = None
+    except Exception as exc:  # a call left scheduled, run by the clock
+        late = exc
     require(said == before, f"say() was called after cancel(): {said[len(before):]}")
+    if late is not None:
+        raise CheckFailed(f"after d.cancel(), a call still scheduled on the clock raised"
+                          f" {describe_error(late)}: cancelling must leave nothing of that"
+                          " countdown scheduled") from late
     require([v for _, v in other] == [4, 3, 2, 1] and other_watch.outcome.value == "liftoff",
             f"a second countdown(clock, 4, say), on the same clock, said {other} and its"
             f" Deferred {other_watch.outcome}: cancelling one countdown stopped another")
@@ -115,6 +129,11 @@ heartbeat = exercise("05.2", "A heartbeat that does not drift")
 def _start_heartbeat(fn, clock, interval, beats):
     stop = fn(clock, interval, lambda: beats.append(round(clock.seconds(), 6)))
     require(callable(stop), f"heartbeat returned {stop!r}, expected a function that stops it")
+    if not clock.getDelayedCalls():
+        with contextlib.suppress(Exception):  # a loop on another clock: do not leave it running
+            stop()
+        fail("nothing was scheduled on the clock passed to heartbeat"
+             " (clock.getDelayedCalls() is empty)")
     return stop
 
 
@@ -123,11 +142,13 @@ def _start_heartbeat(fn, clock, interval, beats):
                       " it can run on any clock and can make its first call at once.")
 def _on_the_grid(fn):
     clock, beats = _clock(), []
+    clock.advance(0.5)  # the grid starts when heartbeat() is called, not at t=0
     _start_heartbeat(fn, clock, 1.0, beats)
-    require(beats == [0.0], f"right after heartbeat(): beats at {beats}, expected [0.0]")
+    require(beats == [0.5], f"heartbeat() called at t=0.5: beats at {beats}, expected [0.5]")
     clock.pump([0.5] * 6)
-    require(beats == [0.0, 1.0, 2.0, 3.0],
-            f"advancing 0.5 s at a time to t=3: beats at {beats}, expected [0.0, 1.0, 2.0, 3.0]")
+    expected = [0.5, 1.5, 2.5, 3.5]
+    require(beats == expected, f"heartbeat() called at t=0.5, then advancing 0.5 s at a time"
+            f" to t=3.5: beats at {beats}, expected {expected}")
 
 
 @heartbeat.check("no-drift", "after a late wake-up: one beat, then back on the grid",
@@ -273,6 +294,11 @@ def _times_out_and_cancels(fn):
 
     outcome = _call(fn, never, 0.2, release=release)
     what = "fn returns a Deferred that never fires, timeout=0.2"
+    kind = type(outcome.error)
+    if outcome.error is not None and kind.__name__ == "TimeoutError" \
+            and not outcome.is_error(TimeoutError):
+        fail(f"{what}: call_with_timeout raised {kind.__module__}.{kind.__qualname__}, not"
+             " Python's built-in TimeoutError: another class of the same name")
     require(outcome.is_error(TimeoutError),
             f"{what}: call_with_timeout {outcome}, expected it to raise TimeoutError")
     require(outcome.seconds >= 0.15,

@@ -118,6 +118,19 @@ def test_settle_waits_in_the_reactor_thread_with_a_deadline():
     assert outcome == Outcome("pending", seconds=0.05) and len(cancelled) == 1
 
 
+def test_settle_reports_a_deferred_that_its_cancellation_leaves_waiting(monkeypatch):
+    from helpers.exercises import answers
+
+    monkeypatch.setattr(answers, "SETTLE_GRACE", 0.2)
+
+    def waits_on_after_cancel():  # as Deferred.fromFuture does for a task nothing runs
+        d = defer.Deferred(lambda d: d.callback("cancelled"))
+        return d.addCallback(lambda _: defer.Deferred())  # ...then waits for ever
+
+    outcome = settle(waits_on_after_cancel, limit=0.1)
+    assert outcome.kind == "pending" and str(outcome) == "had not fired after 0.3 s"
+
+
 # -- sockets ----------------------------------------------------------------------------
 
 

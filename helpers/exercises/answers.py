@@ -187,12 +187,17 @@ def require_deferred(value, what: str):
     return value
 
 
+SETTLE_GRACE = 3.0  # how long settle waits beyond its limit for a cancelled Deferred
+
+
 def settle(make, *, limit: float = 2.0, what: str = "your code") -> Outcome:
     """Run ``make()`` in the reactor thread and wait for what it returns.
 
     A Deferred is waited for at most `limit` seconds (inside the reactor, with
-    addTimeout, so it is cancelled, not left behind): "fired", "failed" or "pending".
-    Anything else is "returned"; an exception from make() is "raised".
+    addTimeout, so it is cancelled, not left behind): "fired", "failed" or "pending"
+    ("pending" too if its cancellation does not fire it within SETTLE_GRACE, as a
+    Deferred.fromFuture of a task on a loop that nothing runs). Anything else is
+    "returned"; an exception from make() is "raised".
     """
     from twisted.internet import defer, reactor
 
@@ -223,7 +228,10 @@ def settle(make, *, limit: float = 2.0, what: str = "your code") -> Outcome:
         return result.addBoth(settled)
 
     _reactor.start()
-    return _reactor.call(run, timeout=limit + 3)
+    try:
+        return _reactor.call(run, timeout=limit + SETTLE_GRACE)
+    except TimeoutError:  # cancelled at `limit`, and its canceller left it waiting still
+        return Outcome("pending", seconds=limit + SETTLE_GRACE)
 
 
 @contextlib.contextmanager

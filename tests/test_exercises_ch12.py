@@ -115,6 +115,70 @@ def test_registering_as_pull_fails():
         " pauses: up to 131,076 bytes waited in the transport")
 
 
+def test_writing_before_registering_fails():
+    class WritesFirst(Numbers):
+        def connectionMade(self):
+            self.number, self.paused, self.stopped = 0, False, False
+            self.resumeProducing()  # wrong: no producer is registered yet, nothing pauses it
+            self.transport.registerProducer(self, True)
+
+    report = check("12.1", WritesFirst)
+    assert report.failed == {"registers-push"}
+    assert report.message("registers-push") == (
+        "23,697 write() calls (131,076 bytes) came before registerProducer(): the transport"
+        " had no producer to pause then, and up to 131,076 bytes waited in it")
+
+
+def test_waiting_to_be_resumed_at_the_start_fails(short_timeout):
+    class WaitsToStart(Numbers):
+        def connectionMade(self):
+            self.number, self.paused, self.stopped = 0, False, False
+            self.transport.registerProducer(self, True)  # wrong: nothing starts it
+
+    report = check("12.1", WaitsToStart)
+    assert report.failed == {"all-lines", "unregisters-and-closes"}
+    assert report.message("all-lines") == (
+        "0 of 131,076 bytes arrived; nothing more happened for 0.3 s (the transport had paused"
+        " your producer 0 times and resumed it 0 times); your producer was not paused, yet it"
+        " never wrote (the transport resumes only a producer that it has paused)")
+
+
+def test_stopping_one_line_short_names_the_close():
+    class OneShort(Numbers):
+        def resumeProducing(self):
+            self.paused = False
+            count = self.factory.count - 1  # wrong: range(1, count) stops before count
+            while not (self.paused or self.stopped) and self.number < count:
+                self.number += 1
+                self.transport.write(b"%d\n" % self.number)
+            if self.number == count and not self.stopped:
+                self.stopped = True
+                self.transport.unregisterProducer()
+                self.transport.loseConnection()
+
+    report = check("12.1", OneShort)
+    assert report.failed == {"all-lines", "unregisters-and-closes"}
+    assert report.message("all-lines") == (
+        "131,070 of 131,076 bytes arrived (the last line: b'23696'), then the connection was"
+        " closed; the count was 23,697")
+
+
+def test_a_count_kept_outside_the_protocol_fails():
+    sent = {"number": 0}  # wrong: one count for every connection
+
+    class Global(Numbers):
+        def resumeProducing(self):
+            self.number = sent["number"]
+            super().resumeProducing()
+            sent["number"] = self.number
+
+    report = check("12.1", Global)
+    assert report.failed == {"each-connection"}
+    assert report.message("each-connection") == (
+        "a second connection, after the first one, received b'23698\\n23699\\n2370' first;"
+        " expected b'1\\n2\\n3\\n4\\n5\\n6\\n7\\n8\\n': each connection starts from line 1")
+
+
 def test_registering_the_transport_fails():
     class Transport(Numbers):
         def connectionMade(self):
@@ -138,7 +202,9 @@ def test_never_resuming_stalls_and_fails(short_timeout):
     assert report.failed == {"all-lines", "unregisters-and-closes"}
     assert report.message("all-lines") == (
         "65,538 of 131,076 bytes arrived; nothing more happened for 0.3 s (the transport had"
-        " paused your producer 1 times and resumed it 1 times)")
+        " paused your producer 1 times and resumed it 1 times); your producer was not paused,"
+        " yet it wrote nothing more (the transport resumes only a producer that it has"
+        " paused)")
 
 
 def test_starting_at_zero_fails():
@@ -322,6 +388,18 @@ def test_one_big_slice_fails():
     assert report.message("slices") == (
         "one resumeProducing() call wrote 200,000 bytes (by write() call 1); at most 4,096"
         " were allowed (size=4096)")
+
+
+def test_a_fixed_slice_size_fails():
+    class Fixed(_Slices):
+        def __init__(self, consumer, data, size):
+            super().__init__(consumer, data, 4096)  # wrong: size is the caller's
+
+    report = check("12.2", sending_with(Fixed))
+    assert report.failed == {"slices"}
+    assert report.message("slices") == (
+        "sending 10,500 bytes with size=1000: one resumeProducing() call wrote 4,096 bytes (by"
+        " write() call 1); at most 1,000 were allowed")
 
 
 def test_writing_everything_before_registering_fails():
@@ -524,6 +602,21 @@ def test_digest_of_the_file_read_first_fails():
     report = check("12.3", answer)
     assert report.failed == {"digest"}
     assert "the file as it was before the transfer" in report.message("digest")
+
+
+def test_a_hash_shared_between_calls_fails():
+    sha = hashlib.sha256()  # wrong: made once, fed by every call of send_file
+
+    def answer(path, transport):
+        d = with_file(lambda f, t: FileSender().beginFileTransfer(
+            f, t, lambda chunk: (sha.update(chunk), chunk)[1]))(path, transport)
+        return d.addCallback(lambda _: sha.hexdigest())
+
+    report = check("12.3", answer)
+    assert report.failed == {"digest"}
+    assert report.message("digest") == (
+        "the checker sent the file a second time: your Deferred fired with the SHA-256 of the"
+        " bytes of both transfers; the hash outlived the first call")
 
 
 def test_raw_digest_fails():

@@ -127,6 +127,19 @@ def test_counts_in_the_class_fail():
         " b'3 z', expected b'1 z'")
 
 
+def test_counts_in_a_default_argument_fail_with_a_hint_that_names_it():
+    class Shared(PeerCounter):
+        def __init__(self, counts={}):  # noqa: B006 (wrong: one dict for every PeerCounter)
+            self.counts = counts
+
+    report = check("13.1", Shared)
+    assert report.failed == {"own-counts"}
+    assert report.message("own-counts") == (
+        "peer A sent two datagrams to port S1, then one to port S2: A's b'z' to S2 got"
+        " b'3 z', expected b'1 z'")
+    assert "default argument" in repr(report)
+
+
 def test_decoding_the_datagram_fails():
     class Text(PeerCounter):
         def datagramReceived(self, datagram, addr):
@@ -288,6 +301,31 @@ def test_the_wrong_error_fails(error):
         f" {type(error).__name__}: {error}")
 
 
+@pytest.mark.parametrize("error_type", [defer.TimeoutError, error.TimeoutError],
+                         ids=["defer", "error"])
+def test_twisteds_timeout_error_is_named_with_its_module(error_type):
+    """Twisted has two TimeoutErrors, neither Python's built-in one: the message must not
+    read "failed with TimeoutError ..., expected TimeoutError"."""
+
+    class Twisteds(Backoff):
+        def _expired(self):
+            if self.attempts < self.tries:
+                self._attempt()
+            else:  # wrong: an exception of the same name from Twisted
+                self.result.errback(error_type(f"no reply after {self.attempts} attempts"))
+
+    report = check("13.2", Twisteds)
+    assert report.failed == {"gives-up", "late-reply"}
+    assert report.message("gives-up").startswith(
+        f"timeout=0.1, tries=4, no reply: at t=1.5 the Deferred failed with"
+        f" {error_type.__module__}.TimeoutError: ")
+    assert report.message("gives-up").endswith(
+        " (not Python's built-in TimeoutError), expected it to fail with TimeoutError: no"
+        " reply after 4 attempts")
+    assert "(not Python's built-in TimeoutError), expected a TimeoutError" in (
+        report.message("late-reply"))
+
+
 def test_a_timer_left_running_after_the_reply_fails():
     class Leaky(Backoff):
         def replied(self, reply):
@@ -382,8 +420,9 @@ def test_applying_every_copy_fails():
     report = check("13.3", EveryCopy)
     assert report.failed == {"once", "first-reply", "per-peer"}
     assert report.message("once") == (
-        "A sent 1 add 5, the same again (a retransmission), then 2 add 1: A's b'1 add 5' got"
-        " b'1 total 10', expected b'1 total 5'")
+        "A sent 1 add 5, the same again (a retransmission), 2 add 1, 1 add 5 once more (a"
+        " late copy, after a newer request), then 3 add 10: A's b'1 add 5' got b'1 total 10',"
+        " expected b'1 total 5'")
 
 
 @pytest.mark.parametrize("key", [lambda addr, request_id: request_id,
@@ -402,8 +441,42 @@ def test_keying_without_the_whole_address_fails(key):
     report = check("13.3", Keyed)
     assert report.failed == {"per-peer"}
     assert report.message("per-peer") == (
-        "A sent 1 add 5, B (also on 127.0.0.1) sent 1 add 10, then both repeated theirs: B's"
-        " b'1 add 10' got b'1 total 5', expected b'1 total 15'")
+        "A sent 1 add 5, B (also on 127.0.0.1) sent the same datagram, 1 add 5, then both"
+        " repeated theirs: B's b'1 add 5' got b'1 total 5', expected b'1 total 10'")
+
+
+def test_keying_by_the_datagram_fails():
+    class ByDatagram(OnceServer):
+        def datagramReceived(self, datagram, addr):
+            request_id, _, command = datagram.partition(b" ")
+            if datagram not in self.replies:  # wrong: another peer may send the same bytes
+                self.total += int(command.split()[1])
+                self.replies[datagram] = request_id + b" total %d" % self.total
+            self.transport.write(self.replies[datagram], addr)
+
+    report = check("13.3", ByDatagram)
+    assert report.failed == {"per-peer"}
+    assert report.message("per-peer") == (
+        "A sent 1 add 5, B (also on 127.0.0.1) sent the same datagram, 1 add 5, then both"
+        " repeated theirs: B's b'1 add 5' got b'1 total 5', expected b'1 total 10'")
+
+
+def test_remembering_only_the_last_request_fails():
+    class LastOnly(OnceServer):
+        def datagramReceived(self, datagram, addr):
+            request_id, _, command = datagram.partition(b" ")
+            last = self.replies.get(addr)
+            if last is None or last[0] != request_id:  # wrong: an older copy is new again
+                self.total += int(command.split()[1])
+                last = self.replies[addr] = (request_id, request_id + b" total %d" % self.total)
+            self.transport.write(last[1], addr)
+
+    report = check("13.3", LastOnly)
+    assert report.failed == {"once"}
+    assert report.message("once") == (
+        "A sent 1 add 5, the same again (a retransmission), 2 add 1, 1 add 5 once more (a"
+        " late copy, after a newer request), then 3 add 10: A's b'1 add 5' got"
+        " b'1 total 11', expected b'1 total 5'")
 
 
 def test_answering_a_repeat_with_the_current_total_fails():
@@ -417,7 +490,7 @@ def test_answering_a_repeat_with_the_current_total_fails():
             self.transport.write(request_id + b" total %d" % self.total, addr)  # wrong
 
     report = check("13.3", CurrentTotal)
-    assert report.failed == {"first-reply", "per-peer"}
+    assert report.failed == {"once", "first-reply", "per-peer"}
     assert report.message("first-reply") == (
         "A sent 1 add 5, B sent 7 add 10, A repeated 1 add 5: A's b'1 add 5' got"
         " b'1 total 15', expected b'1 total 5'")
@@ -437,9 +510,9 @@ def test_answering_a_repeat_twice_fails():
     report = check("13.3", NoReturn)
     assert report.failed == {"once", "first-reply", "per-peer"}
     assert report.message("once") == (
-        "A sent 1 add 5, the same again (a retransmission), then 2 add 1: A sent"
-        " b'1 add 5': it was answered with 2 datagrams, b'1 total 5', b'1 total 10'; expected"
-        " one reply")
+        "A sent 1 add 5, the same again (a retransmission), 2 add 1, 1 add 5 once more (a"
+        " late copy, after a newer request), then 3 add 10: A sent b'1 add 5': it was answered"
+        " with 2 datagrams, b'1 total 5', b'1 total 10'; expected one reply")
 
 
 def test_reading_one_digit_fails():

@@ -1,8 +1,8 @@
 """Checks for chapter 12 (flow control: producers and consumers).
 
 12.1 `Numbers`: a Protocol that is its own push producer: b"1\\n" ... b"COUNT\\n", one line
-     per write(), never while paused; stops for good on stopProducing(); at the end it
-     unregisters and closes the connection.
+     per write(), never while paused, each connection from 1; stops for good on
+     stopProducing(); at the end it unregisters and closes the connection.
 12.2 `send_slices(transport, data, size) -> Deferred`: a pull producer writing at most
      `size` bytes per resumeProducing(); fires with len(data) once all is written and the
      producer unregistered; fails if the connection is lost first.
@@ -17,8 +17,10 @@ notebook), whether the producer was paused then and whether the write came insid
 resumeProducing() call of the transport; registerProducer, unregisterProducer,
 loseConnection; and what the transport asks of the producer. The checks of an exercise
 share its transfers (`observation`): one to the end, and one that the client aborts
-part-way. A transfer in which nothing happens (no call, no read) for TIMEOUT s is aborted,
-and so is one still going after LIMIT s.
+part-way (12.1: a second connection, which must count from 1 again); 12.2 also sends a
+little data with another size, and 12.3 sends the file a second time (a hash that outlives
+a call shows then). A transfer in which nothing happens (no call, no read) for TIMEOUT s is
+aborted, and so is one still going after LIMIT s.
 """
 
 from __future__ import annotations
@@ -398,6 +400,12 @@ def _registers_push(answer):
     producer, streaming = _registered(t, "your protocol")
     require(producer == "self", f"registerProducer() was given {producer}, not the protocol"
             " itself")
+    before = t.calls[:t.index("register")]
+    early = [c for c in before if c.what == "write"]
+    require(not early, f"{len(early):,} write() calls ({sum(len(c.data) for c in early):,}"
+            " bytes) came before registerProducer(): the transport had no producer to pause"
+            f" then, and up to {max((c.waiting for c in early), default=0):,} bytes waited in"
+            " it")
     largest = max((c.waiting for c in t.of("write")), default=0)
     require(streaming, "registerProducer(self, False) registers a pull producer, which the"
             f" transport never pauses: up to {largest:,} bytes waited in the transport")
@@ -411,11 +419,33 @@ def _all_lines(answer):
     if t.received == NUMBERS:
         return
     if NUMBERS.startswith(t.received):
+        got = f"{len(t.received):,} of {len(NUMBERS):,} bytes arrived"
+        last = t.received.splitlines()[-1] if t.received else None
+        if t.closed:
+            fail(f"{got} (the last line: {show(last)}), then the connection was closed; the"
+                 f" count was {COUNT:,}")
         pauses, resumes = len(t.of("pause")), len(t.of("resume"))
-        fail(f"{len(t.received):,} of {len(NUMBERS):,} bytes arrived; {t.stall} (the"
-             f" transport had paused your producer {pauses} times and resumed it {resumes}"
-             " times)")
+        paused = [c.what for c in t.calls if c.what in ("pause", "resume")][-1:] == ["pause"]
+        did = "wrote nothing more" if t.total else "never wrote"
+        why = "" if paused else (f"; your producer was not paused, yet it {did} (the transport"
+                                 " resumes only a producer that it has paused)")
+        fail(f"{got}; {t.stall} (the transport had paused your producer {pauses} times and"
+             f" resumed it {resumes} times){why}")
     fail(_first_difference(t.received, NUMBERS))
+
+
+@numbers.check("each-connection", "each connection counts from 1",
+               hint="Two connections are two instances of your protocol: what one of them"
+                    " has sent is no business of the other.")
+def _each_connection(answer):
+    first = _numbers(answer, False)
+    if not (NUMBERS.startswith(first.received[:8]) and first.received):
+        return  # the first connection's lines were wrong already (all-lines says how)
+    t = _numbers(answer, True)  # the second connection: the client aborts it at once
+    expected = b"".join(b"%d\n" % n for n in range(1, ABORT_COUNT + 1))[:len(t.received)]
+    require(t.received == expected, f"a second connection, after the first one, received"
+            f" {show(t.received[:16])} first; expected {show(expected[:16])}: each connection"
+            " starts from line 1")
 
 
 @numbers.check("one-per-write", "one line per write()",
@@ -496,6 +526,8 @@ def _stops(answer):
 DATA = random.Random(1202).randbytes(200_000)
 SIZE = 4096  # DATA is not a multiple of it: the last slice is short
 ABORT_SLICES = 4 * SIZE  # 12.2's second transfer: the client aborts after this much
+OTHER_SIZE = 1000  # 12.2's third transfer: DATA[:OTHER_DATA] in slices of this size, so
+OTHER_DATA = 10 * OTHER_SIZE + 500  # that a size fixed in the answer is seen
 
 slices = exercise("12.2", "Send bytes with a pull producer")
 
@@ -532,8 +564,9 @@ def _deferred_server(call_answer, who):
 
 
 @observation
-def _slices(answer, abort):
-    server = _deferred_server(lambda transport: answer(transport, DATA, SIZE), "send_slices")
+def _slices(answer, abort, size=SIZE):
+    data = DATA if size == SIZE else DATA[:OTHER_DATA]
+    server = _deferred_server(lambda transport: answer(transport, data, size), "send_slices")
     return transfer("check-12.2", server, abort_after=ABORT_SLICES if abort else None)
 
 
@@ -556,6 +589,9 @@ def _one_slice_per_call(answer):
     require(t.of("write"), "nothing was written to the transport")
     wrong = _outside_or_too_big(t, SIZE)
     require(wrong is None, f"{wrong} (size={SIZE})")
+    other = _slices(answer, False, OTHER_SIZE)
+    wrong = _outside_or_too_big(other, OTHER_SIZE)
+    require(wrong is None, f"sending {OTHER_DATA:,} bytes with size={OTHER_SIZE}: {wrong}")
 
 
 @slices.check("arrives", "the data arrives whole, and the connection can close",
@@ -654,7 +690,7 @@ def _unclosed(path, warned) -> list[str]:
 
 
 @observation
-def _file_transfer(answer, abort):
+def _file_transfer(answer, abort, again=False):
     server = _deferred_server(lambda transport: answer(path, transport), "send_file")
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as folder:
         path = Path(folder) / "check-12.3.bin"
@@ -716,6 +752,13 @@ def _digest(answer):
             f" SHA-256 hex digest of the bytes sent, {SENT_DIGEST[:16]}...")
     require(c.written == len(SENT), f"your Deferred fired when {c.written:,} of"
             f" {len(SENT):,} bytes had been written")
+    again = _file_transfer(answer, False, True)  # a second call, of the same file
+    value = next((c.detail for c in again.calls if c.what == "fired"), None)
+    if value == hashlib.sha256(SENT + SENT).hexdigest():
+        fail("the checker sent the file a second time: your Deferred fired with the SHA-256"
+             " of the bytes of both transfers; the hash outlived the first call")
+    require(value == SENT_DIGEST, f"the checker sent the file a second time: your Deferred"
+            f" fired with {show(value)}; expected {SENT_DIGEST[:16]}... again")
 
 
 @send.check("fails-when-lost", "a lost connection fails the Deferred",

@@ -190,8 +190,8 @@ def _bytes_kept(answer):
 
 
 @counter.check("own-counts", "two PeerCounter ports count separately",
-               hint="What is written in the class body is shared by every instance; each"
-                    " protocol needs state of its own.")
+               hint="What is made once for the class, in its body or as a default argument,"
+                    " is shared by every instance; each protocol needs state of its own.")
 def _own_counts(answer):
     _script(answer, [("S1", "A", b"x", b"1 x"), ("S1", "A", b"y", b"2 y"),
                      ("S2", "A", b"z", b"1 z")],
@@ -242,6 +242,16 @@ class _Run:
             raise CheckFailed(f"{self.what}, {what}: at t={self.clock.seconds():g} your"
                                  f" timer raised {describe_error(exc)}") from exc
 
+    @property
+    def told(self) -> str:
+        """The outcome, in words; a TimeoutError that is not Python's built-in one (Twisted
+        has two of that name) is named with its module, so that the two can be told apart."""
+        error = self.outcome.error
+        if type(error).__name__ == "TimeoutError" and not isinstance(error, TimeoutError):
+            return (f"failed with {type(error).__module__}.{describe_error(error)} (not Python's"
+                    " built-in TimeoutError)")
+        return str(self.outcome)
+
     def run_timers(self):
         """Fire the timers one by one, each at its time, until none is left."""
         self.advance_to(1e6, "no reply")
@@ -284,7 +294,7 @@ def _gives_up(answer):
         run.advance_to(at, "no reply")
         message = f"no reply after {tries} attempts"
         ok = run.outcome.is_error(TimeoutError) and str(run.outcome.error) == message
-        require(ok, f"{run.what}, no reply: at t={at:g} the Deferred {run.outcome}, expected"
+        require(ok, f"{run.what}, no reply: at t={at:g} the Deferred {run.told}, expected"
                 f" it to fail with TimeoutError: {message}")
         require(not run.clock.getDelayedCalls(), f"{run.what}: after the failure, calls"
                 " were still scheduled on the clock")
@@ -322,7 +332,7 @@ def _late_reply(answer):
     run = _Run(answer, 0.1, 2)
     run.run_timers()
     require(run.outcome.is_error(TimeoutError), f"{run.what}, no reply: once every timer had"
-            f" run, the Deferred {run.outcome}, expected a TimeoutError (see above)")
+            f" run, the Deferred {run.told}, expected a TimeoutError (see above)")
     try:
         run.backoff.replied(b"too late")
     except Exception as exc:
@@ -351,8 +361,10 @@ def _adds(answer):
                  " copy of it can be recognised, and answered once.")
 def _once(answer):
     _script(answer, [("S", "A", b"1 add 5", b"1 total 5"), ("S", "A", b"1 add 5", b"1 total 5"),
-                     ("S", "A", b"2 add 1", b"2 total 6")],
-            "A sent 1 add 5, the same again (a retransmission), then 2 add 1: ")
+                     ("S", "A", b"2 add 1", b"2 total 6"), ("S", "A", b"1 add 5", b"1 total 5"),
+                     ("S", "A", b"3 add 10", b"3 total 16")],
+            "A sent 1 add 5, the same again (a retransmission), 2 add 1, 1 add 5 once more (a"
+            " late copy, after a newer request), then 3 add 10: ")
 
 
 @once.check("first-reply", "a repeated request gets exactly the reply it got the first time",
@@ -368,14 +380,16 @@ def _first_reply(answer):
             hint="Each client picks its own ids, so an id names a request only together with"
                  " the whole address of the client that sent it.")
 def _per_peer(answer):
-    _script(answer, [("S", "A", b"1 add 5", b"1 total 5"), ("S", "B", b"1 add 10", b"1 total 15"),
-                     ("S", "A", b"1 add 5", b"1 total 5"), ("S", "B", b"1 add 10", b"1 total 15")],
-            "A sent 1 add 5, B (also on 127.0.0.1) sent 1 add 10, then both repeated theirs: ")
+    _script(answer, [("S", "A", b"1 add 5", b"1 total 5"), ("S", "B", b"1 add 5", b"1 total 10"),
+                     ("S", "A", b"1 add 5", b"1 total 5"), ("S", "B", b"1 add 5", b"1 total 10")],
+            "A sent 1 add 5, B (also on 127.0.0.1) sent the same datagram, 1 add 5, then both"
+            " repeated theirs: ")
 
 
 @once.check("own-state", "two OnceServer ports keep their own totals",
-            hint="What is written in the class body is shared by every instance; each server"
-                 " needs a total and a memory of its own.")
+            hint="What is made once for the class, in its body or as a default argument, is"
+                 " shared by every instance; each server needs a total and a memory of its"
+                 " own.")
 def _own_state(answer):
     _script(answer, [("S1", "A", b"1 add 5", b"1 total 5"), ("S2", "A", b"1 add 7", b"1 total 7")],
             "peer A sent 1 add 5 to port S1, then 1 add 7 to port S2: ", ("S1", "S2"))

@@ -115,7 +115,7 @@ def test_decoding_with_errors_ignored_loses_bytes(short_timeout):
     assert "then nothing more for 0.3 s" in report.message("other-bytes")
 
 
-def test_an_incremental_decoder_with_str_upper_changes_accented_letters():
+def test_an_incremental_decoder_with_str_upper_changes_accented_letters(short_timeout):
     class Decoded(Shout):
         def connectionMade(self):
             super().connectionMade()
@@ -128,6 +128,28 @@ def test_an_incremental_decoder_with_str_upper_changes_accented_letters():
     report = check("06.1", Decoded)
     assert report.failed == {"other-bytes"}
     assert "got b'CR\\xc3\\x88ME" in report.message("other-bytes")  # È, not è
+
+
+def test_holding_back_a_cut_character_until_it_is_whole_fails(short_timeout):
+    class HeldBack(Shout):
+        """An incremental decoder and an ASCII-only upper: the right bytes, but late."""
+
+        def connectionMade(self):
+            super().connectionMade()
+            self.decoder = codecs.getincrementaldecoder("utf-8")()
+
+        def dataReceived(self, data):
+            self.received += data
+            text = self.decoder.decode(data)
+            self.transport.write("".join(c.upper() if "a" <= c <= "z" else c
+                                         for c in text).encode())
+
+    report = check("06.1", HeldBack)
+    assert report.failed == {"other-bytes"}
+    assert report.message("other-bytes").endswith(
+        "cut inside è and twice inside €: the echoes held the right bytes in the end, but"
+        " chunk 1, b'Cr\\xc3', was not sent straight back: expected b'CR\\xc3', got b'CR',"
+        " then nothing more for 0.3 s")
 
 
 def test_hand_written_upper_with_an_off_by_one_bound_changes_a_brace():
@@ -168,6 +190,17 @@ def test_received_replaced_instead_of_added_to_fails():
     assert report.failed == {"received"}
     assert report.message("received") == (
         "connection 1 received b'hello again', but its self.received is b'again'")
+
+
+def test_received_emptied_when_the_connection_closes_fails():
+    class Tidy(Shout):
+        def connectionLost(self, reason):
+            self.received = b""  # "cleaning up": the checker reads it after the close
+
+    report = check("06.1", Tidy)
+    assert report.failed == {"received"}
+    assert report.message("received") == (
+        "connection 1 received b'hello again', but its self.received is b''")  # not "shared"
 
 
 def test_received_kept_upper_cased_fails():
@@ -333,6 +366,20 @@ def test_answering_only_whole_lines_fails(short_timeout):
         " b'connected: 1 3 4\\n', got nothing, then nothing more for 0.3 s")
 
 
+def test_answering_each_piece_of_a_split_fails_on_the_extra_line():
+    class PerPiece(Member):
+        def dataReceived(self, data):
+            for _ in data.split(b"\n"):  # b"who is there?\n" gives two pieces
+                super().dataReceived(data)
+
+    report = check("06.2", roster_of(PerPiece))
+    assert report.failed == {"lists"}
+    assert report.message("lists") == (
+        "clients 1 to 11 came, 1, 2 and 4 to 8 left; before a client sent b'list', it had"
+        " already been sent b'connected: 3 4\\n', after the line that answered its greeting"
+        " or its last data: expected one line for each, and nothing more")
+
+
 # -- 06.3 -------------------------------------------------------------------------
 
 
@@ -349,6 +396,9 @@ class NotHalfCloseable(Protocol):
 def test_without_half_close_there_is_no_reply():
     report = check("06.3", NotHalfCloseable)
     assert report.failed == {"reply", "closes", "chunks", "empty", "separate"}
+    assert report.message("separate").endswith(
+        "expected b'2 5\\n', got nothing, then the connection closed: Twisted closed the whole"
+        " connection at the end of the client's input, before the protocol could reply")
     assert report.message("reply") == (
         "sent b'one\\ntwo\\n', then ended the input (shutdown SHUT_WR): expected the line"
         " b'2 8\\n' and nothing else, got nothing, then the connection closed: Twisted closed"

@@ -4,7 +4,7 @@ message that names the cause (reference solutions: tests/test_exercises.py)."""
 from collections import deque
 
 import pytest
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.protocol import ClientFactory, Factory
 
@@ -154,6 +154,17 @@ def test_sending_a_newline_of_its_own_fails():
         " b'hello\\n\\n', expected exactly the message")
 
 
+def test_a_decoded_result_fails_saying_it_is_a_str():
+    report = check("07.1", factory_with(
+        ReplyFactory.protocol,
+        clientConnectionLost=lambda self, connector, reason: self.result.callback(
+            self.reply.decode())))
+    assert report.failed == {"whole-reply", "own-result"}
+    assert report.message("whole-reply").endswith(
+        "factory.result fired with 'HELLO\\nthat was all\\n', expected it to fire with the"
+        " whole reply (a str: expected the bytes, as they came)")
+
+
 def test_an_exception_in_the_protocol_is_the_cause_shown():
     class Broken(ReplyFactory.protocol):
         def dataReceived(self, data):
@@ -188,7 +199,7 @@ def test_taking_the_first_chunk_as_the_reply_fails():
     report = check("07.2", fetch_with(FirstChunkLine))
     assert report.failed == {"first-line", "any-endpoint", "early-close"}
     assert report.message("first-line").endswith(
-        "the Deferred fired with ' CAF\ufffd', expected it to fire with ' CAFÉ CRÈME'")
+        "the Deferred fired with ' CAF\ufffd', expected it to fire with ' CAFÉ CRÈME '")
     assert report.message("any-endpoint").endswith(
         "the Deferred fired with 'HE', expected it to fire with 'HELLO'")
 
@@ -223,7 +234,40 @@ def test_stripping_the_line_fails():
     report = check("07.2", fetch_with(Strips))
     assert report.failed == {"first-line"}
     assert report.message("first-line").endswith(
-        "the Deferred fired with 'CAFÉ CRÈME', expected it to fire with ' CAFÉ CRÈME'")
+        "the Deferred fired with 'CAFÉ CRÈME', expected it to fire with ' CAFÉ CRÈME '")
+
+
+def test_rstripping_the_line_fails():
+    class RStrips(_FirstLine):  # to drop the "\n" (and a "\r"), it drops trailing spaces too
+        def dataReceived(self, data):
+            self.buffer += data
+            if b"\n" in self.buffer and not self.reply.called:
+                self.transport.loseConnection()
+                self.reply.callback(self.buffer.split(b"\n", 1)[0].decode().rstrip())
+
+    report = check("07.2", fetch_with(RStrips))
+    assert report.failed == {"first-line"}
+    assert report.message("first-line").endswith(
+        "the Deferred fired with ' CAFÉ CRÈME', expected it to fire with ' CAFÉ CRÈME '")
+
+
+def test_waiting_for_the_close_to_take_the_first_line_fails(short_timeout):
+    class UntilClosed(_FirstLine):
+        def dataReceived(self, data):
+            self.buffer += data  # the first line is taken when the server closes
+
+        def connectionLost(self, reason):
+            if b"\n" in self.buffer:
+                self.reply.callback(self.buffer.split(b"\n", 1)[0].decode())
+            else:
+                self.reply.errback(reason)
+
+    report = check("07.2", fetch_with(UntilClosed))
+    assert report.failed == {"first-line", "closes", "any-endpoint"}
+    assert report.message("first-line").endswith(
+        "a newline and a second line, in pieces, and kept the connection open (it closes when"
+        " the client does): the Deferred had not fired after 0.3 s, expected it to fire with"
+        " ' CAFÉ CRÈME '")
 
 
 def test_keeping_the_newline_fails():
@@ -258,9 +302,9 @@ def test_sending_the_line_without_a_newline_fails(short_timeout):
     report = check("07.2", fetch_with(NoNewline))
     assert report.failed == {"first-line", "closes", "any-endpoint", "early-close"}
     assert report.message("first-line") == (
-        "fetch(endpoint, ' café crème') over a TCP4ClientEndpoint: the server answered with"
-        " ' CAFÉ CRÈME' (UTF-8, cut inside a character), a newline and a second line, in"
-        " pieces; but the server received b' caf\\xc3\\xa9 cr\\xc3\\xa8me' and was still waiting"
+        "fetch(endpoint, ' café crème ') over a TCP4ClientEndpoint: the server answered with"
+        " ' CAFÉ CRÈME ' (UTF-8, cut inside a character), a newline and a second line, in"
+        " pieces; but the server received b' caf\\xc3\\xa9 cr\\xc3\\xa8me ' and was still waiting"
         " for the end of the line: fetch had not fired after 0.3 s")
 
 
@@ -274,7 +318,7 @@ def test_a_fetch_that_never_closes_fails_only_the_close_check(short_timeout):
     report = check("07.2", fetch_with(StaysOpen))
     assert report.failed == {"closes"}
     assert report.message("closes") == (
-        "fetch(endpoint, ' café crème') fired with the reply line, but the connection was still"
+        "fetch(endpoint, ' café crème ') fired with the reply line, but the connection was still"
         " open 0.3 s later")
 
 
@@ -399,6 +443,90 @@ def test_key_error_of_the_reply_line_fails():
     assert report.failed == {"missing", "pipelined"}
 
 
+def test_requests_ending_in_crlf_fail_on_what_the_server_received():
+    class CrLf(KeyValueClient):
+        def get(self, key):
+            if self.lost is not None:
+                return fail(ConnectionError(self.lost))
+            d = Deferred()
+            self.pending.append((key, d))
+            self.transport.write(f"get {key}\r\n".encode())  # the server reads "one\r"
+            return d
+
+    report = check("07.3", CrLf)
+    assert report.failed == {"one-get", "missing", "pipelined", "separate"}
+    assert report.message("one-get") == (
+        "get('one'): the server received b'get one\\r\\n', expected exactly b'get one\\n'")
+
+
+def test_values_taken_with_lstrip_fail():
+    class LStrip(KeyValueClient):
+        def dataReceived(self, data):
+            *lines, self.buffer = (self.buffer + data).split(b"\n")
+            for line in lines:
+                key, d = self.pending.popleft()
+                text = line.decode()
+                if text.startswith("value "):
+                    d.callback(text.lstrip("value "))  # strips characters, not a prefix
+                else:
+                    d.errback(KeyError(key))
+
+    report = check("07.3", LStrip)
+    assert report.failed == {"pipelined"}
+    assert "('fired', 'ten, 10')], expected" in report.message("pipelined")
+
+
+def test_one_reply_line_per_data_received_fails_naming_the_last_piece(short_timeout):
+    class OneLinePerCall(KeyValueClient):
+        def dataReceived(self, data):
+            self.buffer += data
+            if b"\n" in self.buffer:  # `if`, not `while`: one line per call
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                key, d = self.pending.popleft()
+                kind, _, value = line.decode().partition(" ")
+                d.callback(value) if kind == "value" else d.errback(KeyError(key))
+
+    report = check("07.3", OneLinePerCall)
+    assert report.failed == {"pipelined"}
+    message = report.message("pipelined")
+    assert "then the rest (the end of that reply and 2 whole ones) in one piece" in message
+    assert message.endswith("; 2 of 6 Deferreds had not fired after 0.3 s, and the server,"
+                            " which answers once all 6 requests have come, had received 6")
+
+
+def test_pending_requests_in_the_class_body_are_shared_by_every_client():
+    class SharedPending(KeyValueClient):
+        pending = deque()  # one deque for every connection
+
+        def __init__(self):
+            self.buffer, self.lost = b"", None
+
+    report = check("07.3", SharedPending)
+    assert report.failed == {"separate"}
+    assert report.message("separate") == (
+        "two clients, each on its own connection: client 1 sent get('one'), which its server"
+        " answers only with a second request; client 2 sent get('six'), answered at once; then"
+        " client 1 sent get('one') again: the three gave [('fired', '6'), ('fired', '1'),"
+        " ('fired', '1')], expected [('fired', '1'), ('fired', '6'), ('fired', '1')] (client"
+        " 1's first request got the reply that came to client 2)")
+
+
+def test_failing_pending_requests_with_key_error_on_loss_fails():
+    class KeyErrorOnLoss(KeyValueClient):
+        def connectionLost(self, reason):
+            self.lost = reason.getErrorMessage()
+            while self.pending:
+                key, d = self.pending.popleft()
+                d.errback(KeyError(key))  # as if the server had answered "missing"
+
+    report = check("07.3", KeyErrorOnLoss)
+    assert report.failed == {"loss-fails-pending"}
+    assert report.message("loss-fails-pending") == (
+        "the server read 3 requests and closed without answering: the gets gave [('KeyError',"
+        " 'one'), ('KeyError', 'two'), ('KeyError', 'three')]: a KeyError says that the server"
+        " answered 'missing', and it did not; expected each to fail with another error")
+
+
 def test_lock_step_requests_fail_the_pipelining_checks(short_timeout):
     class LockStep(KeyValueClient):
         """One request in flight at a time; the others wait for replies."""
@@ -421,10 +549,12 @@ def test_lock_step_requests_fail_the_pipelining_checks(short_timeout):
                 super().get(key).chainDeferred(d)
 
     report = check("07.3", LockStep)
-    assert report.failed == {"pipelined", "loss-fails-pending", "late-fails"}
+    assert report.failed == {"pipelined", "loss-fails-pending", "late-fails", "separate"}
     assert report.message("pipelined").endswith(
         "; 6 of 6 Deferreds had not fired after 0.3 s, and the server, which answers once all 6"
         " requests have come, had received 1")
+    assert report.message("separate").endswith(
+        "; client 1's server, which answers once both its requests have come, had received 1")
 
 
 def test_pending_requests_kept_by_key_lose_a_repeated_key(short_timeout):
@@ -518,7 +648,7 @@ def test_failing_every_request_ever_made_on_loss_is_reported():
                 d.errback(ConnectionError(self.lost))
 
     report = check("07.3", EveryRequest)
-    assert report.failed == {"one-get", "missing", "pipelined"}
+    assert report.failed == {"one-get", "missing", "pipelined", "separate"}
     message = report.message("one-get")
     assert message.startswith("Twisted logged an error while this check ran; Twisted logged:"
                               " AlreadyCalledError")

@@ -23,7 +23,7 @@ from ..events import EventLog, EventTimeout
 from ..servers import serve
 from . import exercise, fail, require, show
 from .framework import CheckFailed, describe_error
-from .wire import Client
+from .wire import Client, Received
 
 TIMEOUT = 1.0  # the longest a check waits for bytes, or for the server to do something
 STOPPED = ("when your code raised an exception, the checker closed the server's connections"
@@ -227,18 +227,32 @@ def _upper(answer):
 
 @shout.check("other-bytes", "every other byte unchanged, even when a chunk ends inside a"
              " character", hint="A chunk can end in the middle of a character's UTF-8 bytes"
-             " (chapter 01), and only a to z may change: decoding is the trouble. Some methods"
-             " of bytes work on the raw bytes.")
+             " (chapter 01); only a to z may change, and each chunk goes back at once, whole:"
+             " decoding is the trouble. Some methods of bytes work on the raw bytes.")
 def _other_bytes(answer):
     at = ACCENTED.index("€".encode())
     pieces = _pieces(ACCENTED, [3, at + 1, at + 2])  # inside è, twice inside €
+    echoed, late = b"", None  # late: the first chunk whose echo did not come back at once
     with _serve_class(answer, "check-06.1") as served:
         client = served.connect()
         for sent, piece in enumerate(pieces, start=1):
             client.send(piece)
             served.wait_received(1, sum(map(len, pieces[:sent])))
-        _expect(client, ACCENTED.upper(), f"sent {show(ACCENTED)} as {len(pieces)} chunks"
-                f" {pieces}, cut inside è and twice inside €")
+            if late is None:  # each echo, read as its chunk's; after a late one, all at the end
+                got = client.read_exactly(len(piece))
+                echoed += got.data
+                late = None if got.ending == "complete" else (sent, piece, got)
+        got = client.read_exactly(len(ACCENTED) - len(echoed)) if late else got
+        echoed += got.data if late else b""
+    story = (f"sent {show(ACCENTED)} as {len(pieces)} chunks {pieces}, cut inside è and twice"
+             " inside €")
+    if echoed != ACCENTED.upper():
+        whole = Received(echoed, got.ending, got.seconds)
+        fail(f"{story}: expected {show(ACCENTED.upper())}, {whole}")
+    if late:
+        n, piece, got = late
+        fail(f"{story}: the echoes held the right bytes in the end, but chunk {n}, {show(piece)},"
+             f" was not sent straight back: expected {show(piece.upper())}, {got}")
 
 
 @shout.check("received", "self.received holds everything its own connection received",
@@ -259,7 +273,8 @@ def _received(answer):
         want = b"".join(data for m, data in sends if m == n)
         require(isinstance(got, bytes | bytearray), f"after connection {n} closed, its"
                 f" self.received is {show(got)}, expected bytes or a bytearray")
-        shared = " (one object, shared by both connections)" if kept[0] is kept[1] else ""
+        shared = (" (one object, shared by both connections)"
+                  if kept[0] is kept[1] and (isinstance(got, bytearray) or got) else "")
         require(bytes(got) == want, f"connection {n} received {show(want)}, but its"
                 f" self.received is {show(bytes(got))}{shared}")
 
@@ -279,8 +294,16 @@ def _greeted(served: Served, n: int, story: str) -> Client:
     return client
 
 
+UNASKED = 0.02  # how long _listed looks for lines that came unasked, before it asks
+
+
 def _listed(client: Client, ask: bytes, numbers: list[int], story: str) -> None:
     want = b"connected: %s\n" % " ".join(map(str, numbers)).encode()
+    extra = client.read_exactly(1 << 16, timeout=UNASKED)  # already there: nothing, if right
+    if extra.data:
+        fail(f"{story}; before a client sent {show(ask)}, it had already been sent"
+             f" {show(extra.data)}, after the line that answered its greeting or its last data:"
+             " expected one line for each, and nothing more")
     client.send(ask)
     got = client.read_until(b"\n")
     if got.data != want or got.ending != "complete":
@@ -446,7 +469,8 @@ def _separate_counts(answer):
         a.shutdown_write()
         got_a = a.read_until(b"\n")
     story = "client 1 sent b'x\\n'; client 2, connected at the same time, sent b'yy\\ny\\n'"
+    why_b, why_a = _no_reply(served, 2, got_b), _no_reply(served, 1, got_a)
     require(got_b.data == b"2 5\n", f"{story} and ended its input: expected b'2 5\\n',"
-            f" {got_b}")
+            f" {got_b}{why_b}")
     require(got_a.data == b"1 2\n", f"{story}; then client 1 ended its input: expected"
-            f" b'1 2\\n', {got_a}")
+            f" b'1 2\\n', {got_a}{why_a}")

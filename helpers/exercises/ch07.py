@@ -312,10 +312,11 @@ def _fails_when_refused(answer):
 def _whole_reply(answer):
     (result,), _ = _results(answer, (b"hello\n",))
     want = _reply_of(b"hello\n")
+    text = " (a str: expected the bytes, as they came)" if isinstance(result.value, str) else ""
     require(result.kind == "fired" and result.value == want,
             f"the server sent {show(want)} in 3 pieces, then closed: when the"
             f" connection had ended, factory.result {result}, expected it to fire with the"
-            " whole reply")
+            f" whole reply{text}")
 
 
 @reply_factory.check("sends", "sends the message, exactly, once connected",
@@ -401,11 +402,14 @@ def _expect_line(outcome, heard: bytes, line: str, how: str) -> None:
              f" end of the line: fetch {outcome}")
     require(heard == line.encode() + b"\n", f"{story}; the server received {show(heard)},"
             f" expected the line in UTF-8 and a newline")
+    if outcome.kind == "pending":
+        fail(f"{story}, and kept the connection open (it closes when the client does): the"
+             f" Deferred {outcome}, expected it to fire with {want!r}")
     require(outcome.kind == "fired" and outcome.value == want,
             f"{story}: the Deferred {outcome}, expected it to fire with {want!r}")
 
 
-LINE = " café crème"  # a leading space, and two characters of two bytes each
+LINE = " café crème "  # spaces at both ends, and two characters of two bytes each
 
 
 @fetch_line.check("first-line", "fires with the first reply line, which arrives in pieces",
@@ -465,7 +469,8 @@ def _early_close(answer):
 
 key_value = exercise("07.3", "A pipelining key-value client")
 
-STORE = {"one": "1", "two": "two words", "euro": "5 €", "ten": "10"}
+STORE = {"one": "1", "two": "two words", "euro": "5 €", "ten": "a ten, 10",  # "a": lstrip
+         "six": "6"}
 PIPELINED = ["one", "two", "nope", "euro", "one", "ten"]  # "one" twice; "nope" is missing
 PIECE = 4  # the replies come in pieces of this many bytes up to inside the "€", then the rest
 
@@ -480,10 +485,15 @@ class _KeyValues(_Scripted):
     PIECE-byte pieces up to inside the "€" and the rest in one piece (or, with
     factory.close_instead, close)."""
 
+    def connectionMade(self):
+        super().connectionMade()
+        expect = self.factory.expect  # a number, or one per connection, in their order
+        self.expect = expect if isinstance(expect, int) else expect[len(self.factory.protocols) - 1]
+
     def dataReceived(self, data):
         super().dataReceived(data)
         lines = self.buffer.decode(errors="replace").split("\n")[:-1]
-        if len(lines) < self.factory.expect or self.later or self.transport.disconnecting:
+        if len(lines) < self.expect or self.later or self.transport.disconnecting:
             return
         if self.factory.close_instead:
             self.transport.loseConnection()
@@ -530,7 +540,7 @@ def _watched(outcome, keys, what: str) -> list:
 def _session(answer, keys: tuple, close_instead: bool = False):
     """Connect answer() with connectProtocol, get every key at once, wait until every
     Deferred has fired (at most TIMEOUT). Returns (outcomes, requests the server heard,
-    outcome of a get after the loss, with close_instead)."""
+    outcome of a get after the loss, with close_instead, the bytes the server heard)."""
     with _Script(_KeyValues, expect=len(keys),
                  close_instead=close_instead) as server:
         endpoint = _reactor.call(_tcp_endpoint, server.address.port)
@@ -546,7 +556,12 @@ def _session(answer, keys: tuple, close_instead: bool = False):
             _reactor.call(until, lambda: not client.transport.connected, TIMEOUT,
                           timeout=TIMEOUT + 3)
             late = settle(lambda: _get_each(client, ["one"]))
-    return outcomes, _requests(server), late
+    return outcomes, _requests(server), late, server.heard()
+
+
+def _asked(sent: bytes, asking: str, want: bytes) -> None:
+    require(sent == want, f"{asking}: the server received {show(sent)}, expected exactly"
+            f" {show(want)}")
 
 
 def _pipelining(heard: int, asked: int, outcomes) -> str:
@@ -561,7 +576,8 @@ def _pipelining(heard: int, asked: int, outcomes) -> str:
                  hint="get() writes one request line, and returns a Deferred that the reply to"
                       " it will fire.")
 def _one_get(answer):
-    outcomes, heard, _ = _session(answer, ("one",))
+    outcomes, heard, _, sent = _session(answer, ("one",))
+    _asked(sent, "get('one')", b"get one\n")
     require(outcomes == [("fired", "1")], f"the server answered 'get one' with 'value 1':"
             f" get('one') gave {outcomes[0]}, expected ('fired', '1')"
             f"{_pipelining(heard, 1, outcomes)}")
@@ -571,7 +587,8 @@ def _one_get(answer):
                  hint="A 'missing' reply is an error of that request: its Deferred fails, with"
                       " the exception the task names.")
 def _missing(answer):
-    outcomes, _, _ = _session(answer, ("nope",))
+    outcomes, _, _, sent = _session(answer, ("nope",))
+    _asked(sent, "get('nope')", b"get nope\n")
     require(outcomes == [("KeyError", "nope")], f"the server answered 'get nope' with"
             f" 'missing nope': get('nope') gave {outcomes[0]}, expected ('KeyError', 'nope')")
 
@@ -581,10 +598,13 @@ def _missing(answer):
                       " requests, and a key can be asked twice: replies belong to requests in"
                       " the order they were sent. Replies come in pieces of any size.")
 def _pipelined(answer):
-    outcomes, heard, _ = _session(answer, tuple(PIPELINED))
+    outcomes, heard, _, _ = _session(answer, tuple(PIPELINED))
     expected = [_expected(key) for key in PIPELINED]
+    reply = "".join(_answer_line(f"get {key}") for key in PIPELINED).encode()
+    whole = reply[reply.find("€".encode()) + 1:].count(b"\n") - 1
     require(outcomes == expected, f"get() of {PIPELINED} at once, answered in order, in"
-            f" {PIECE}-byte pieces and then one: got {outcomes}, expected {expected}"
+            f" {PIECE}-byte pieces up to inside the '€', then the rest (the end of that reply"
+            f" and {whole} whole ones) in one piece: got {outcomes}, expected {expected}"
             f"{_pipelining(heard, len(PIPELINED), outcomes)}")
 
 
@@ -592,21 +612,70 @@ def _pipelined(answer):
                  hint="When the connection ends, every request still waiting must hear about"
                       " it, with a failure.")
 def _loss_fails_pending(answer):
-    outcomes, heard, _ = _session(answer, ("one", "two", "three"), True)
+    outcomes, heard, _, _ = _session(answer, ("one", "two", "three"), True)
     require(heard == 3, f"the server closes once all 3 requests have come, and it received"
             f" {heard}: write each request at once, without waiting for earlier replies")
-    require(all(o[0] == "failed" for o in outcomes),
-            f"the server read 3 requests and closed without answering: the gets gave"
-            f" {outcomes}, expected each to fail")
+    story = f"the server read 3 requests and closed without answering: the gets gave {outcomes}"
+    require(all(o[0] in ("failed", "KeyError") for o in outcomes), f"{story}, expected each"
+            " to fail")
+    require(all(o[0] == "failed" for o in outcomes), f"{story}: a KeyError says that the"
+            " server answered 'missing', and it did not; expected each to fail with another"
+            " error")
 
 
 @key_value.check("late-fails", "a get after the loss fails at once",
                  hint="After the loss, get() returns a Deferred that has already failed: it"
                       " neither raises nor waits.")
 def _late_fails(answer):
-    _, heard, late = _session(answer, ("one", "two", "three"), True)
+    _, heard, late, _ = _session(answer, ("one", "two", "three"), True)
     require(heard == 3, f"the server closes once all 3 requests have come, and it received"
             f" {heard}, so the connection was never lost")
     (watch,) = _watched(late, ["one"], "get('one') after the connection was lost")
     require(watch.outcome.kind == "failed", f"get('one') after the connection was lost returned"
             f" a Deferred that {watch.outcome}, expected one that had already failed")
+
+
+@observation
+def _two_clients(answer):
+    """Two clients, each on its own connection: client 1 asks 'one' (its server answers
+    only once it has two requests), then client 2 asks 'six' (answered at once), then
+    client 1 asks 'one' again. Returns the three outcomes, in that order, and how many
+    requests client 1's server had received."""
+    with _Script(_KeyValues, expect=[2, 1], close_instead=False) as server:
+        endpoint = _reactor.call(_tcp_endpoint, server.address.port)
+        clients = []
+        for n in (1, 2):  # one after the other: the server's connections come in this order
+            connected = settle(lambda: connectProtocol(endpoint, answer()),
+                               what=f"connectProtocol(endpoint, KeyValueClient()), client {n}")
+            _ok(connected, f"connectProtocol(endpoint, KeyValueClient()), client {n}")
+            clients.append(connected.value)
+
+        def ask(n, key, what):
+            (watch,) = _watched(settle(lambda: _get_each(clients[n - 1], [key])), [key], what)
+            return watch
+
+        first = ask(1, "one", "client 1: get('one')")
+        second = ask(2, "six", "client 1 had sent get('one'); then client 2: get('six')")
+        _reactor.call(until, lambda: first.fired or second.fired, TIMEOUT, timeout=TIMEOUT + 3)
+        third = ask(1, "one", "then client 1: get('one') again")
+        watches = (first, second, third)
+        _reactor.call(until, lambda: all(w.fired for w in watches), TIMEOUT, timeout=TIMEOUT + 3)
+        heard = server.factory.protocols[0].buffer.count(b"\n")
+    return [_seen(w.outcome) for w in watches], heard
+
+
+@key_value.check("separate", "two clients at once: each gets the replies to its own requests",
+                 hint="Each connection has its own protocol instance (chapter 06): what a"
+                      " connection waits for belongs to it, not to something every client"
+                      " shares, such as the class body.")
+def _separate(answer):
+    outcomes, heard = _two_clients(answer)
+    expected = [_expected(key) for key in ("one", "six", "one")]
+    why = (" (client 1's first request got the reply that came to client 2)"
+           if outcomes[0] == expected[1] else
+           f"; client 1's server, which answers once both its requests have come, had"
+           f" received {heard}" if heard < 2 else "")
+    require(outcomes == expected, "two clients, each on its own connection: client 1 sent"
+            " get('one'), which its server answers only with a second request; client 2 sent"
+            " get('six'), answered at once; then client 1 sent get('one') again: the three"
+            f" gave {outcomes}, expected {expected}{why}")

@@ -37,7 +37,8 @@ class Upload(LineReceiver):
     """SIZE <n> on a line, then n raw bytes; reply OK <n> <newlines in the body>.
 
     The number is checked as text before int() sees it (int() also takes b" +5",
-    b"05" and b"1_0"); bytes.isdigit() is true for ASCII digits only. `remaining`
+    b"05" and b"1_0"); bytes.isdigit() is true for ASCII digits only, and at most 4 digits
+    reach int() (which refuses more than 4,300 with a ValueError of its own). `remaining`
     counts the body bytes still to come, across any number of rawDataReceived calls;
     what follows the body is handed back to line mode.
     """
@@ -47,7 +48,7 @@ class Upload(LineReceiver):
     def lineReceived(self, line):
         command, _, size = line.partition(b" ")
         if (command != b"SIZE" or not size.isdigit() or size.startswith(b"0")
-                or not 1 <= int(size) <= 1000):
+                or len(size) > 4 or not 1 <= int(size) <= 1000):
             self.sendLine(b"ERR")
             return
         self.size = self.remaining = int(size)

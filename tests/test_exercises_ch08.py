@@ -2,6 +2,8 @@
 message that names the cause (reference solutions: tests/test_exercises.py)."""
 
 import gc
+import re
+import socket
 
 import pytest
 from twisted.internet import defer, endpoints
@@ -154,6 +156,41 @@ def test_a_new_deferred_that_leaves_the_failure_in_d_fails():
     assert "Twisted logged: KeyError: 'bob'" in report.message("key-errors")
 
 
+def test_none_taken_for_no_default_fails():
+    def no_default_is_none(d, default=None):
+        def errback(failure):
+            failure.trap(KeyError)
+            if default is None:  # "no default given": but None is a default too
+                return failure
+            return default
+
+        return d.addErrback(errback)
+
+    report = check("08.1", no_default_is_none)
+    assert report.failed == {"key-errors"}
+    assert report.message("key-errors") == (
+        "with_default(d, None), then d.errback(KeyError('dave')): the Deferred failed with"
+        " KeyError: 'dave', expected it to fire with None")
+
+
+def test_returning_the_other_exception_makes_it_a_result():
+    def returns_exception(d, default):
+        def errback(failure):
+            if failure.check(KeyError):
+                return default
+            return failure.value  # a value: the chain goes on as a success
+
+        return d.addErrback(errback)
+
+    report = check("08.1", returns_exception)
+    assert report.failed == {"other-errors"}
+    assert report.message("other-errors") == (
+        "d.errback(ValueError('bad name')): the Deferred with_default returned fired with"
+        " ValueError('bad name'): the exception became the result, a success, and the"
+        " caller's errbacks never see it; expected the Deferred to fail with that same"
+        " ValueError")
+
+
 # -- 08.2 -------------------------------------------------------------------
 
 
@@ -234,7 +271,7 @@ def test_lists_instead_of_tuples_fail():
             lambda results: [["ok", r] if ok else ["error", r.value] for ok, r in results])
 
     report = check("08.2", lists)
-    assert report.failed == {"in-order", "errors-listed"}
+    assert report.failed == {"in-order", "errors-listed", "already-fired"}
 
 
 def test_a_counter_that_never_fires_for_an_empty_list_fails():
@@ -255,6 +292,55 @@ def test_a_counter_that_never_fires_for_an_empty_list_fails():
     assert report.message("empty") == (
         "settle([]) returned a Deferred that had not fired, expected it to have fired with []"
         " already")
+
+
+def test_a_counter_checked_again_after_the_loop_fires_twice_for_fired_inputs():
+    def checks_twice(ds):
+        out, results, left = defer.Deferred(), [None] * len(ds), [len(ds)]
+
+        def done(result, i, kind):
+            results[i] = (kind, result.value if kind == "error" else result)
+            left[0] -= 1
+            if left[0] == 0:
+                out.callback(results)
+
+        for i, d in enumerate(ds):  # a Deferred that has fired calls done() right here
+            d.addCallbacks(done, done, callbackArgs=(i, "ok"), errbackArgs=(i, "error"))
+        if left[0] == 0:  # for the empty list: fires again if the loop already did
+            out.callback(results)
+        return out
+
+    report = check("08.2", checks_twice)
+    assert report.failed == {"already-fired"}
+    assert report.message("already-fired") == (
+        "settle([succeed('a'), succeed('b')]) raised AlreadyCalledError: it fired its Deferred"
+        " a second time, after the stages run at once had fired it already")
+
+
+def test_a_count_set_after_the_loop_is_not_there_for_fired_inputs():
+    def counts_late(ds):
+        out, results = defer.Deferred(), [None] * len(ds)
+
+        def done(result, i, kind):
+            nonlocal remaining
+            results[i] = (kind, result.value if kind == "error" else result)
+            remaining -= 1
+            if remaining == 0:
+                out.callback(results)
+
+        for i, d in enumerate(ds):  # a Deferred that has fired calls done() right here
+            d.addCallbacks(done, done, callbackArgs=(i, "ok"), errbackArgs=(i, "error"))
+        remaining = len(ds)
+        if not ds:
+            out.callback([])
+        return out
+
+    report = check("08.2", counts_late)
+    assert report.failed == {"already-fired"}
+    assert report.message("already-fired").startswith(
+        "settle([succeed('a'), succeed('b')]) returned a Deferred that had not fired, expected"
+        " it to have fired, since every input had; a stage your code added to an input raised"
+        " NameError: cannot access free variable 'remaining'")
 
 
 @pytest.fixture
@@ -467,6 +553,53 @@ def test_no_timeout_at_all_is_given_up_on(quick):
         " had not returned after 0.45 s, expected it to return None")
 
 
+def test_a_timer_of_ones_own_left_after_the_reply_fails(quick):
+    async def own_timer(port, text, seconds):
+        from twisted.internet import reactor
+
+        client = await _connect(port)
+        try:
+            d = client.request(text)
+            reactor.callLater(seconds, d.errback, defer.TimeoutError())  # never called off
+            return await d
+        except defer.TimeoutError:
+            return None
+        finally:
+            client.transport.loseConnection()
+
+    report = check("08.3", own_timer)
+    assert report.failed == {"no-timer-left"}
+    assert re.fullmatch(
+        r"against a server that answers, fetch_with_timeout\(port, 'héllo, €uro', 0.3\)"
+        r" returned 'HÉLLO, €URO', and a timer it had set was still pending: Deferred.errback"
+        r" in 0.\d s", report.message("no-timer-left"))
+
+
+def test_a_blocking_socket_in_the_reactor_thread_is_named(quick):
+    async def blocking(port, text, seconds):
+        with socket.create_connection(("127.0.0.1", port), timeout=seconds) as sock:
+            sock.sendall(text.encode() + b"\n")  # the server runs in this very thread
+            reply = b""
+            try:
+                while b"\n" not in reply:
+                    data = sock.recv(1024)
+                    if not data:
+                        raise ConnectionError("closed")
+                    reply += data
+            except TimeoutError:
+                return None
+            return reply.split(b"\n")[0].decode()
+
+    report = check("08.3", blocking)
+    assert report.failed == {"replies", "errors"}
+    assert re.fullmatch(
+        r"against a server that answers 'HÉLLO, €URO' \(in two pieces\),"
+        r" fetch_with_timeout\(port, 'héllo, €uro', 0.3\) returned None, after holding the"
+        r" reactor thread for 0.\d s before it first awaited \(a blocking call: meanwhile no"
+        r" connection, not even the server's, could run\), expected it to return 'HÉLLO, €URO'",
+        report.message("replies"))
+
+
 def test_inline_callbacks_instead_of_async_def_fails():
     @defer.inlineCallbacks
     def generator(port, text, seconds):
@@ -476,7 +609,7 @@ def test_inline_callbacks_instead_of_async_def_fails():
 
     report = check("08.3", generator)
     assert report.failed == {"replies", "closes-after-reply", "times-out",
-                             "closes-after-timeout", "errors"}
+                             "closes-after-timeout", "no-timer-left", "errors"}
     assert report.message("replies").startswith(
         "fetch_with_timeout(port, 'héllo, €uro', 1) returned <Deferred at 0x")
     assert report.message("replies").endswith(

@@ -60,7 +60,8 @@ def test_the_stub_is_not_attempted_and_shows_no_hint(exercise_id, stub):
 
 # -- 09.1 -------------------------------------------------------------------
 
-ALL_09_1 = {"reverses", "32-accepted", "33-refused", "no-delimiter", "byte-by-byte"}
+ALL_09_1 = {"reverses", "32-accepted", "33-refused", "no-delimiter", "byte-by-byte",
+            "independent"}
 
 
 def test_the_default_crlf_delimiter_fails_everything(quick):
@@ -119,7 +120,7 @@ def test_aborting_drops_the_err_line(quick):
     assert report.message("33-refused").endswith("then the connection was reset")
 
 
-@pytest.mark.parametrize("limit, failed", [(33, {"33-refused", "byte-by-byte"}),
+@pytest.mark.parametrize("limit, failed", [(33, {"33-refused", "no-delimiter", "byte-by-byte"}),
                                            (31, {"32-accepted", "byte-by-byte"})])
 def test_a_limit_off_by_one_fails(quick, limit, failed):
     class OffByOne(Reverser):
@@ -143,7 +144,7 @@ def test_a_limit_on_complete_lines_only_fails_without_a_delimiter(quick):
     report = check("09.1", CompleteLinesOnly)
     assert report.failed == {"no-delimiter"}
     assert report.message("no-delimiter") == (
-        "sent b'ok\\nyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy': the client expected"
+        "sent b'ok\\nyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy': the client expected"
         " b'ko\\nERR line too long\\n' but got b'ko\\n', then nothing more for 0.3 s")
 
 
@@ -214,6 +215,76 @@ def test_a_crash_in_line_received_is_named():
     assert "Twisted logged: TypeError" in report.message("reverses")
     assert "(raised in lineReceived)" in report.message("reverses")
     assert not servers()
+
+
+def test_a_buffer_limit_with_room_for_the_delimiter_fails(quick):
+    class Roomy(LineReceiver):
+        delimiter = b"\n"
+
+        def connectionMade(self):
+            self.pending = b""
+
+        def dataReceived(self, data):
+            self.pending += data
+            *lines, self.pending = self.pending.split(b"\n")
+            for line in lines:
+                if len(line) > 32:
+                    return self.too_long()
+                self.sendLine(line[::-1])
+            if len(self.pending) > 33:  # "32 bytes and the newline still to come"
+                self.too_long()
+
+        def too_long(self):
+            self.transport.write(b"ERR line too long\n")
+            self.transport.loseConnection()
+
+    report = check("09.1", Roomy)
+    assert report.failed == {"no-delimiter"}
+    assert report.message("no-delimiter") == (
+        "sent b'ok\\nyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy': the client expected"
+        " b'ko\\nERR line too long\\n' but got b'ko\\n', then nothing more for 0.3 s")
+
+
+def test_reversing_decoded_text_fails_on_bytes_that_are_not_utf8(quick):
+    class Text(Reverser):
+        def lineReceived(self, line):
+            self.sendLine(line.decode()[::-1].encode())
+
+    report = check("09.1", Text)
+    assert report.failed == {"reverses"}
+    assert "Twisted logged: UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff" in (
+        report.message("reverses"))
+    assert "(raised in lineReceived)" in report.message("reverses")
+
+
+def test_a_class_level_buffer_fails_independence(quick):
+    class SharedBuffer(LineReceiver):
+        delimiter = b"\n"
+        pending = bytearray()  # one buffer for every connection
+
+        def dataReceived(self, data):
+            self.pending.extend(data)
+            while b"\n" in self.pending:
+                end = self.pending.index(b"\n")
+                line = bytes(self.pending[:end])
+                del self.pending[: end + 1]
+                if len(line) > 32:
+                    return self.too_long()
+                self.sendLine(line[::-1])
+            if len(self.pending) > 32:
+                self.too_long()
+
+        def too_long(self):
+            self.pending.clear()
+            self.transport.write(b"ERR line too long\n")
+            self.transport.loseConnection()
+
+    report = check("09.1", SharedBuffer)
+    assert report.failed == {"independent"}
+    assert report.message("independent") == (
+        "connection 1 sent b'abc' (half a line), then connection 2 sent b'xyz\\n', then"
+        " connection 1 sent b'de\\n': connection 1 got b'ed\\n' and connection 2 got"
+        " b'zyxcba\\n', expected b'edcba\\n' and b'zyx\\n'")
 
 
 # -- 09.2 -------------------------------------------------------------------
@@ -316,6 +387,21 @@ def test_no_range_check_fails():
     assert report.message("bad-sizes").startswith("fed b'SIZE 1001\\nSIZE 2\\nhi'")
 
 
+def test_int_of_thousands_of_digits_raises_and_fails():
+    def range_after_int(line):  # the range is checked, but int() sees all the digits first
+        command, _, size = line.partition(b" ")
+        if command != b"SIZE" or not size.isdigit() or size.startswith(b"0") \
+                or not 1 <= int(size) <= 1000:
+            return None
+        return int(size)
+
+    report = check("09.2", upload_with(range_after_int))
+    assert report.failed == {"bad-sizes"}
+    message = report.message("bad-sizes")
+    assert message.startswith("fed b'SIZE 99999")
+    assert "Exceeds the limit (4300 digits)" in repr(report)
+
+
 def test_reading_the_body_as_lines_fails():
     class Lines(Upload):
         def lineReceived(self, line):
@@ -379,7 +465,7 @@ def test_a_newline_count_reset_per_connection_not_per_upload_fails():
         def lineReceived(self, line):
             command, _, size = line.partition(b" ")
             if command != b"SIZE" or not size.isdigit() or size.startswith(b"0") \
-                    or not 1 <= int(size) <= 1000:
+                    or len(size) > 4 or not 1 <= int(size) <= 1000:
                 self.sendLine(b"ERR")
                 return
             self.size = self.remaining = int(size)
@@ -398,7 +484,7 @@ def test_a_class_level_body_list_fails_independence():
         def lineReceived(self, line):
             command, _, size = line.partition(b" ")
             if command != b"SIZE" or not size.isdigit() or size.startswith(b"0") \
-                    or not 1 <= int(size) <= 1000:
+                    or len(size) > 4 or not 1 <= int(size) <= 1000:
                 self.sendLine(b"ERR")
                 return
             self.size = self.remaining = int(size)
@@ -431,6 +517,25 @@ def test_set_line_mode_from_line_received_fails():
 
     report = check("09.2", LineModeTooEarly)
     assert {"upload", "body-is-data"} <= report.failed
+
+
+def test_line_mode_restored_only_with_a_leftover_fails():
+    class OnlyWithRest(Upload):
+        def rawDataReceived(self, data):
+            body, rest = data[: self.remaining], data[self.remaining :]
+            self.newlines += body.count(b"\n")
+            self.remaining -= len(body)
+            if self.remaining == 0:
+                self.sendLine(b"OK %d %d" % (self.size, self.newlines))
+                if rest:  # nothing after the body: still in raw mode
+                    self.setLineMode(rest)
+
+    report = check("09.2", OnlyWithRest)
+    assert report.failed == {"body-ends-chunk", "byte-by-byte"}
+    assert report.message("body-ends-chunk") == (
+        "fed b'SIZE 2\\nhi', then b'SIZE 1\\nx', then b'hello\\n' in 3 chunks: it wrote"
+        " b'OK 2 0\\nOK 2 0\\nOK 1 0\\nOK 1 0\\nERR\\n', expected"
+        " b'OK 2 0\\nOK 1 0\\nERR\\n'")
 
 
 # -- 09.3 -------------------------------------------------------------------
@@ -529,9 +634,9 @@ def test_an_int_returned_for_an_exact_division_fails():
     assert report.failed == {"answers", "your-divide", "stays-open"}  # 9 / 3 is exact too
     assert report.message("answers").startswith(
         "Divide(8, 4) from a client that declares Divide as the statement does failed with"
-        " UnknownRemoteError: Code<UNKNOWN>: Unknown Error: your responder returned a value"
-        " Divide's response cannot encode (ValueError: Bad float value 2), expected"
-        " {'quotient': 2.0}")
+        " UnknownRemoteError: Code<UNKNOWN>: Unknown Error: your responder returned"
+        " {'quotient': 2}, which Divide's response cannot encode (ValueError: Bad float value"
+        " 2), expected {'quotient': 2.0}")
 
 
 def test_float_arguments_refuse_a_caller_passing_ints():
@@ -576,3 +681,48 @@ def test_a_deferred_failure_and_remote_amp_error_are_fine():
 
     assert check("09.3", (Divide, Deferring)).passed
     assert check("09.3", (Divide, Calculator)).passed
+
+
+def test_a_responder_that_returns_the_float_alone_fails():
+    class Bare(amp.AMP):
+        @Divide.responder
+        def divide(self, numerator, denominator):
+            return numerator / denominator  # not a dict of the response's names
+
+    report = check("09.3", (Divide, Bare))
+    assert report.failed == {"answers", "your-divide", "stays-open"}
+    assert report.message("answers").startswith(
+        "Divide(7, 2) from a client that declares Divide as the statement does failed with"
+        " UnknownRemoteError: Code<UNKNOWN>: Unknown Error: your responder returned 3.5, which"
+        " Divide's response cannot encode (AttributeError: 'float' object has no attribute"
+        " 'copy'), expected {'quotient': 3.5}")
+
+
+def test_a_method_without_the_responder_decorator_is_no_responder():
+    class Undecorated(amp.AMP):
+        def divide(self, numerator, denominator):  # AMP does not know it answers Divide
+            return {"quotient": numerator / denominator}
+
+    report = check("09.3", (Divide, Undecorated))
+    assert report.failed == {"answers", "your-divide", "zero-division", "stays-open"}
+    assert report.message("answers") == (
+        "Divide(7, 2) from a client that declares Divide as the statement does failed with"
+        " UnhandledCommand: (b'UNHANDLED', \"Unhandled Command: b'Divide'\"): your Calculator"
+        " has no responder for the command name the caller sent, expected {'quotient': 3.5}")
+
+
+def test_a_responder_whose_deferred_never_fires_gets_no_answer(monkeypatch):
+    monkeypatch.setattr(ch09, "CALL_TIMEOUT", 0.1)
+
+    class Never(amp.AMP):
+        @Divide.responder
+        def divide(self, numerator, denominator):
+            d = defer.Deferred()  # meant to be fired with the answer, and never is
+            d.addCallback(lambda _: {"quotient": numerator / denominator})
+            return d
+
+    report = check("09.3", (Divide, Never))
+    assert report.failed == {"answers", "your-divide", "zero-division", "stays-open"}
+    assert report.message("answers") == (
+        "Divide(7, 2) from a client that declares Divide as the statement does got no answer"
+        " within 0.1 s, expected {'quotient': 3.5}")

@@ -4,18 +4,24 @@
 08.2 settle(deferreds) -> Deferred                 -- every outcome, in input order
 08.3 async fetch_with_timeout(port, text, seconds) -- a request with a timeout, live
 
-08.1 and 08.2 fire Deferreds by hand in the checking thread: no reactor, no time. A check
-handles the failures it creates, except where leaving one unhandled is the reader's
-mistake (then Twisted logs it, and the check fails). 08.3 runs the answer in the reactor
-thread against servers started for the check: one answers (in two pieces), one never
-answers, one hangs up; and a port where nothing listens.
+08.1 and 08.2 fire Deferreds by hand in the checking thread: no reactor, no time (08.2
+also passes Deferreds that fired before the call). A check handles the failures it
+creates, except where leaving one unhandled is the reader's mistake (then Twisted logs it,
+and the check fails). 08.3 runs the answer in the reactor thread against servers started
+for the check: one answers (in two pieces), one never answers, one hangs up; and a port
+where nothing listens. It measures how long the answer holds the reactor thread before its
+first await (a blocking call is named as the cause), and which timers the answer's code set
+are still pending once it returned (they are cancelled, so none fires into a later cell).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import time
 from dataclasses import dataclass
 
+from .. import reactor as _reactor
 from ..events import EventLog, EventTimeout
 from ..servers import serve
 from ..twisted_log import logged_exceptions
@@ -29,6 +35,7 @@ SECONDS = 0.3  # the timeout passed when no reply will come
 HANG_UP_SECONDS = 2.0  # the timeout passed when the server hangs up (long: it must not count)
 SLACK = 1.0  # how much longer than `seconds` the answer may take before a check gives up
 CLOSE_TIMEOUT = 1.0  # how long a connection may stay open after the answer returned
+BLOCKED = 0.2  # a call that holds the reactor thread this long (s) is said to block it
 
 
 # -- shared by 08.1 and 08.2 ------------------------------------------------------------
@@ -100,9 +107,10 @@ def _values(fn):
                          " errback handles one kind of error, subclasses included, and lets"
                          " every other kind go on.")
 def _key_errors(fn):
-    for error, default in ((KeyError("bob"), "guest"), (MissingUser("carol"), 0)):
+    for error, default in ((KeyError("bob"), "guest"), (MissingUser("carol"), 0),
+                           (KeyError("dave"), None)):
         what, outcome = _with_default(fn, _errback(error), default)
-        require(outcome.kind == "fired" and outcome.value == default,
+        require(outcome.kind == "fired" and outcome.value is default,
                 f"with_default(d, {default!r}), then {what}: the Deferred {outcome}, expected"
                 f" it to fire with {default!r}")
 
@@ -115,6 +123,10 @@ def _key_errors(fn):
 def _other_errors(fn):
     for error in (ValueError("bad name"), IndexError("no such item"), RuntimeError("down")):
         what, outcome = _with_default(fn, _errback(error), "guest")
+        if outcome.kind == "fired" and outcome.value is error:
+            fail(f"{what}: the Deferred with_default returned {outcome}: the exception became"
+                 f" the result, a success, and the caller's errbacks never see it; expected"
+                 f" the Deferred to fail with that same {type(error).__name__}")
         require(outcome.kind == "failed" and outcome.error is error,
                 f"{what}: the Deferred with_default returned {outcome}, expected it to fail"
                 f" with that same {type(error).__name__}"
@@ -145,6 +157,16 @@ def _handle_inputs(settling):
     for d in settling.inputs:
         if d.called and isinstance(getattr(d, "result", None), _failure()):
             d.addErrback(lambda failure: None)
+
+
+def _raised_in_stages(inputs):
+    """What a stage the answer added to an input raised (that input now holds it as its
+    failure, where no one sees it), described; or ''."""
+    for d in inputs:
+        result = getattr(d, "result", None)
+        if d.called and isinstance(result, _failure()):
+            return describe_error(result.value)
+    return ""
 
 
 def _expect_list(outcome, expected, what):
@@ -234,6 +256,46 @@ def _empty(fn):
     _expect_list(settling.watch.outcome, [], "settle([])")
 
 
+@settle_them.check("already-fired", "Deferreds that fired before the call are counted too",
+                   hint="A stage added to a Deferred that already has its result runs at"
+                        " once, while your code is still adding stages: whatever it counts"
+                        " and fires must also be right when that happens.")
+def _already_fired(fn):
+    from twisted.internet import defer
+
+    cases = (  # (the call as shown, the inputs, whether the check fires the last one after)
+        ("settle([succeed('a'), succeed('b')])", [defer.succeed("a"), defer.succeed("b")],
+         False),
+        ("settle([succeed('a'), <a Deferred fired with 'b' after the call>])",
+         [defer.succeed("a"), defer.Deferred()], True),
+    )
+    for call, inputs, fire_last in cases:
+        expected = [("ok", "a"), ("ok", "b")]
+        try:
+            outcome = run_answer(fn, list(inputs), what=call)
+            if outcome.kind == "raised":
+                said = f"{call} {outcome}"
+                if isinstance(outcome.error, defer.AlreadyCalledError):
+                    said += (": it fired its Deferred a second time, after the stages run at"
+                             " once had fired it already")
+                raise CheckFailed(said) from outcome.error
+            watch = Watch(require_deferred(outcome.value, call))
+            if fire_last:
+                require(not watch.fired, f"{call}: settle's Deferred {watch.outcome} before"
+                        " the second Deferred had fired")
+                inputs[-1].callback("b")
+            if not watch.fired:
+                raised = _raised_in_stages(inputs)
+                fail(f"{call} returned a Deferred that had not fired"
+                     + (" after the second one fired" if fire_last else "")
+                     + ", expected it to have fired, since every input had"
+                     + (f"; a stage your code added to an input raised {raised}" if raised
+                        else ""))
+            _expect_list(watch.outcome, expected, call)
+        finally:
+            _handle_inputs(_Settling(inputs, None))
+
+
 # -- 08.3 -------------------------------------------------------------------
 
 fetch = exercise("08.3", "A request with a timeout, in async def")
@@ -287,6 +349,8 @@ class _Run:
     connected: bool
     closed: bool  # the server saw the connection end, within CLOSE_TIMEOUT of the return
     logged: tuple = ()  # the exceptions Twisted logged meanwhile (the framework shows them)
+    blocked: float = 0.0  # how long the call held the reactor thread before its first await
+    timers: tuple = ()  # the timers set during the call and still pending once it ended
 
 
 @observation
@@ -296,6 +360,7 @@ def _run(fn, kind, seconds):
 
     log, text = EventLog(), TEXT[kind]
     call = f"fetch_with_timeout(port, {text!r}, {seconds:g})"
+    blocked = []
 
     def start(port):
         coro = fn(port, text, seconds)
@@ -304,7 +369,11 @@ def _run(fn, kind, seconds):
                 coro.addErrback(lambda failure: None)  # it runs on; its failure is not news
             fail(f"{call} returned {show(coro)}, not a coroutine: the exercise asks for an"
                  " `async def` function")
-        return defer.Deferred.fromCoroutine(coro)
+        began = time.monotonic()
+        try:  # the coroutine runs here, in the reactor thread, up to its first await
+            return defer.Deferred.fromCoroutine(coro)
+        finally:
+            blocked.append(time.monotonic() - began)
 
     if kind == "refused":
         with dead_port() as port:
@@ -312,21 +381,66 @@ def _run(fn, kind, seconds):
         return _Run(call, outcome, [], False, True)
     server = serve(f"check-08.3-{kind.replace(' ', '-')}", _line_factory(log, SERVERS[kind]))
     try:
-        with logged_exceptions() as logged:
+        timers_before = _reactor.call(_timers)
+        with logged_exceptions() as logged, _timer_origins():
             outcome = settle(lambda: start(server.port), limit=seconds + SLACK, what=call)
             connected = any(e.what == "connectionMade" for e in log)
+            if not connected and sum(blocked) >= 0.05:  # held up, the server is catching up
+                with contextlib.suppress(EventTimeout):
+                    connected = bool(log.wait(1, "connectionMade", timeout=CLOSE_TIMEOUT))
             try:
                 if connected:  # and once it ended, every callback of the answer has run
                     log.wait(1, "connectionLost", timeout=CLOSE_TIMEOUT)
                 closed = connected
             except EventTimeout:
                 closed = False
+            timers = _reactor.call(_timers_left, timers_before, fn)
     finally:
         server.stop()
     if outcome.kind == "raised" and isinstance(outcome.error, CheckFailed):
         raise outcome.error  # not a coroutine
     return _Run(call, outcome, [e.details["line"] for e in log if e.what == "line"],
-                connected, closed, tuple(logged))
+                connected, closed, tuple(logged), sum(blocked), timers)
+
+
+def _timers():
+    """The reactor's pending timers (DelayedCalls); in the reactor thread."""
+    from twisted.internet import reactor
+
+    return {call for call in reactor.getDelayedCalls() if call.active()}
+
+
+@contextlib.contextmanager
+def _timer_origins():
+    """Every timer set meanwhile records the stack that set it (`creator`)."""
+    from twisted.internet import base
+
+    was, base.DelayedCall.debug = base.DelayedCall.debug, True
+    try:
+        yield
+    finally:
+        base.DelayedCall.debug = was
+
+
+def _timers_left(before, fn):
+    """The timers set since `before` from the code of `fn` (directly or through what it
+    called) and still pending, described: ('Deferred.cancel in 0.7 s', ...); in the
+    reactor thread. Others (the check's server, Twisted's own) are not the answer's.
+    They are cancelled, so that none fires later, into whatever cell runs then."""
+    from twisted.internet import reactor
+
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return ()
+    where = f'File "{code.co_filename}"'
+    left = sorted((call for call in _timers() - before
+                   if any(where in line for line in getattr(call, "creator", ()))),
+                  key=lambda call: call.getTime())
+    said = tuple(f"{getattr(call.func, '__qualname__', show(call.func))} in"
+                 f" {max(call.getTime() - reactor.seconds(), 0):.1f} s" for call in left)
+    for call in left:
+        call.cancel()
+    return said
 
 
 def _said(run: _Run) -> str:
@@ -335,12 +449,17 @@ def _said(run: _Run) -> str:
 
     outcome = run.outcome
     if outcome.kind == "pending":
-        return f"had not returned after {outcome.seconds:g} s"
-    if outcome.error is None:
-        return f"returned {show(outcome.value)}"
-    said = f"raised {describe_error(outcome.error)}"
-    if outcome.is_error(defer.TimeoutError):
-        said += " (twisted.internet.defer.TimeoutError, not the built-in TimeoutError)"
+        said = f"had not returned after {outcome.seconds:g} s"
+    elif outcome.error is None:
+        said = f"returned {show(outcome.value)}"
+    else:
+        said = f"raised {describe_error(outcome.error)}"
+        if outcome.is_error(defer.TimeoutError):
+            said += " (twisted.internet.defer.TimeoutError, not the built-in TimeoutError)"
+    if run.blocked >= BLOCKED:
+        said += (f", after holding the reactor thread for {run.blocked:.1f} s before it first"
+                 " awaited (a blocking call: meanwhile no connection, not even the server's,"
+                 " could run)")
     return said
 
 
@@ -413,6 +532,21 @@ def _times_out(fn):
                   " can close it on the way out.")
 def _closes_after_timeout(fn):
     _require_closed(_run(fn, "silent", SECONDS), "against a server that never answers")
+
+
+@fetch.check("no-timer-left", "once it returned, no timer of the call is left pending",
+             hint="A timer set for the timeout is still due when the reply comes first, or the"
+                  " connection is lost: it must be called off then, or it fires later on a"
+                  " request that is over (section 9's way to add a timeout does this for"
+                  " you).")
+def _no_timer_left(fn):
+    for kind, seconds, against in (("answers", REPLY_SECONDS, "a server that answers"),
+                                   ("hangs up", HANG_UP_SECONDS, "a server that hangs up")):
+        run = _run(fn, kind, seconds)
+        if not run.connected:
+            _fail(run, f"{run.call} {_said(run)} without connecting to the server")
+        require(not run.timers, f"against {against}, {run.call} {_said(run)}, and a timer it"
+                f" had set was still pending: {', '.join(run.timers)}")
 
 
 @fetch.check("errors", "other failures reach the caller: a refused connection, a hang-up",

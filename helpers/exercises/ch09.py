@@ -5,14 +5,16 @@
 09.3 (Divide, Calculator)     -- an AMP command with a declared ZeroDivisionError
 
 09.1 and 09.3 serve the answer on 127.0.0.1 and talk to it over real connections (09.1
-also feeds it one byte at a time through a StringTransport); 09.2 drives it through a
-StringTransport, in one chunk and byte by byte. What the reader's protocol raises in the
-reactor thread is logged by Twisted, and the framework reports it as the cause.
+also feeds it one byte at a time through a StringTransport, and drives two connections at
+once); 09.2 drives it through StringTransports, in one chunk, in several, byte by byte, and
+two connections at once. What the reader's protocol raises in the reactor thread is logged
+by Twisted, and the framework reports it as the cause.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 
 from .. import reactor as _reactor
@@ -72,6 +74,26 @@ def _bytewise(data):
     return [data[i : i + 1] for i in range(len(data))]
 
 
+def _two_connections(protocol_class, steps, expected):
+    """Two protocols at once, each on its own StringTransport, fed `steps` ((1 or 2, bytes,
+    a note for the message), in order); each must have written what `expected` gives it."""
+    from twisted.internet.testing import StringTransport
+
+    protocols, transports = (protocol_class(), protocol_class()), (StringTransport(),
+                                                                   StringTransport())
+    for protocol, transport in zip(protocols, transports, strict=True):
+        protocol.makeConnection(transport)
+    what = ", then ".join(f"connection {n} sent {show(data)}{note}" for n, data, note in steps)
+    try:
+        for n, data, _ in steps:
+            protocols[n - 1].dataReceived(data)
+    except Exception as exc:
+        raise CheckFailed(f"{what}: your protocol raised {describe_error(exc)}") from exc
+    got = [t.value() for t in transports]
+    require(got == list(expected), f"{what}: connection 1 got {show(got[0])} and connection 2"
+            f" got {show(got[1])}, expected {show(expected[0])} and {show(expected[1])}")
+
+
 # -- 09.1 -------------------------------------------------------------------
 
 reverser = exercise("09.1", "Reversed lines, with a limit")
@@ -101,9 +123,11 @@ def _exchange(answer, data, expected, *, then_closed):
 
 @reverser.check("reverses", "answers each line with the line reversed",
                 hint="LineReceiver hands each complete line, without its delimiter, to one"
-                     " method; and this protocol's delimiter is not LineReceiver's default.")
+                     " method; and this protocol's delimiter is not LineReceiver's default."
+                     " A line is bytes, which need not be text in any encoding.")
 def _reverses(answer):
     _exchange(answer, b"abc\nhello\n\n12345\n", b"cba\nolleh\n\n54321\n", then_closed=False)
+    _exchange(answer, b"caf\xc3\xa9 \xff\n", b"\xff \xa9\xc3fac\n", then_closed=False)  # bytes
 
 
 @reverser.check("32-accepted", "a 32-byte line is answered, and the connection stays open",
@@ -122,13 +146,13 @@ def _refuses_33(answer):
     _exchange(answer, b"ok\n" + b"x" * 33 + b"\nafter\n", b"ko\n" + TOO_LONG, then_closed=True)
 
 
-@reverser.check("no-delimiter", "40 bytes without a newline get ERR line too long, then a"
+@reverser.check("no-delimiter", "33 bytes without a newline get ERR line too long, then a"
                 " close",
                 hint="A peer that never sends the delimiter must be stopped too: the limit has"
                      " to apply to what is waiting in the buffer, not only to complete lines"
                      " (section 1, 'A line without an end').")
 def _no_delimiter(answer):
-    _exchange(answer, b"ok\n" + b"y" * 40, b"ko\n" + TOO_LONG, then_closed=True)
+    _exchange(answer, b"ok\n" + b"y" * 33, b"ko\n" + TOO_LONG, then_closed=True)
 
 
 @reverser.check("byte-by-byte", "the same, fed one byte at a time",
@@ -145,15 +169,25 @@ def _byte_by_byte(answer):
             + f", expected {show(expected)}, then a close")
 
 
+@reverser.check("independent", "two connections at once keep their lines apart",
+                hint="Keep each connection's state on its own protocol instance, not in"
+                     " something all instances share.")
+def _independent_lines(answer):
+    steps = [(1, b"abc", " (half a line)"), (2, b"xyz\n", ""), (1, b"de\n", "")]
+    _two_connections(answer, steps, [b"edcba\n", b"zyx\n"])
+
+
 # -- 09.2 -------------------------------------------------------------------
 
 upload = exercise("09.2", "An upload in raw mode")
 
 
 def _upload(answer, data, expected, *, bytewise=False, what=None):
-    """Feed `data` (in one chunk or byte by byte); the answer must write `expected`."""
+    """Feed `data` (in one chunk, byte by byte, or a list of chunks); the answer must write
+    `expected`."""
     what = what or f"fed {show(data, 100)} {'one byte at a time' if bytewise else 'in one chunk'}"
-    fed = _feed(answer, _bytewise(data) if bytewise else [data], what)
+    chunks = data if isinstance(data, list) else _bytewise(data) if bytewise else [data]
+    fed = _feed(answer, chunks, what)
     require(fed.written == expected, f"{what}: it wrote {show(fed.written)}, expected"
             f" {show(expected)}")
     require(not fed.closing, f"{what}: it closed the connection")
@@ -202,6 +236,16 @@ def _next_commands(answer):
     _upload(answer, NEXT, NEXT_REPLIES)
 
 
+@upload.check("body-ends-chunk", "after a body that ends with its chunk, the next chunk is"
+              " read as lines",
+              hint="When a body is complete, line mode must come back, whether or not other"
+                   " bytes came with the body's last ones.")
+def _body_ends_chunk(answer):
+    chunks = [b"SIZE 2\nhi", b"SIZE 1\nx", b"hello\n"]
+    what = "fed " + ", then ".join(show(chunk) for chunk in chunks) + " in 3 chunks"
+    _upload(answer, chunks, b"OK 2 0\nOK 1 0\nERR\n", what=what)
+
+
 @upload.check("byte-by-byte", "the same, fed one byte at a time",
               hint="The body may come in many pieces: count the bytes still missing across"
                    " calls, and keep each upload's counts apart.")
@@ -222,7 +266,8 @@ def _other_lines(answer):
 
 BAD_SIZES = [b"SIZE x", b"SIZE 0", b"SIZE 1001", b"SIZE 99999999999999999999", b"SIZE -5",
              b"SIZE +5", b"SIZE 05", b"SIZE  5", b"SIZE 5 ", b"SIZE 1_0", b"SIZE 5\r",
-             "SIZE ５".encode(), "SIZE ²".encode(), b"SIZE 0x10", b"SIZE 5 5"]
+             "SIZE ５".encode(), "SIZE ²".encode(), b"SIZE 0x10", b"SIZE 5 5",
+             b"SIZE " + b"9" * 5000]  # int() refuses over 4,300 digits: a ValueError
 
 
 @upload.check("bad-sizes", "a SIZE line whose number is not 1 to 1000, in plain digits, gets"
@@ -239,23 +284,8 @@ def _bad_sizes(answer):
               hint="Keep each connection's state on its own protocol instance, not in"
                    " something all instances share.")
 def _independent(answer):
-    from twisted.internet.testing import StringTransport
-
-    first, second = answer(), answer()
-    transports = StringTransport(), StringTransport()
-    for protocol, transport in zip((first, second), transports, strict=True):
-        protocol.makeConnection(transport)
-    what = "connection 1 sent b'SIZE 4\\na\\n' (half its body), then connection 2 sent" \
-           " b'SIZE 3\\nxyz', then connection 1 sent b'b\\n'"
-    try:
-        first.dataReceived(b"SIZE 4\na\n")
-        second.dataReceived(b"SIZE 3\nxyz")
-        first.dataReceived(b"b\n")
-    except Exception as exc:
-        raise CheckFailed(f"{what}: your protocol raised {describe_error(exc)}") from exc
-    got = [t.value() for t in transports]
-    require(got == [b"OK 4 2\n", b"OK 3 0\n"], f"{what}: connection 1 got {show(got[0])} and"
-            f" connection 2 got {show(got[1])}, expected b'OK 4 2\\n' and b'OK 3 0\\n'")
+    steps = [(1, b"SIZE 4\na\n", " (half its body)"), (2, b"SIZE 3\nxyz", ""), (1, b"b\n", "")]
+    _two_connections(answer, steps, [b"OK 4 2\n", b"OK 3 0\n"])
 
 
 # -- 09.3 -------------------------------------------------------------------
@@ -303,7 +333,7 @@ def _connected(answer):
 class _Call:
     """How one Divide call ended, and what Twisted logged meanwhile."""
 
-    kind: str  # "answered" or "failed"
+    kind: str  # "answered", "failed" or "silent" (no answer within CALL_TIMEOUT)
     value: object  # the response dict, or the exception
     logged: tuple = ()  # the exceptions logged during the call (the server's, mostly)
 
@@ -312,11 +342,18 @@ class _Call:
 
         if self.kind == "answered":
             return f"answered {self.value!r}"
+        if self.kind == "silent":
+            return f"got no answer within {CALL_TIMEOUT:g} s"
         said = f"failed with {describe_error(self.value)}"
+        if isinstance(self.value, amp.UnhandledCommand):
+            said += ": your Calculator has no responder for the command name the caller sent"
         if isinstance(self.value, amp.UnknownRemoteError):
             bad_return = [e for e in self.logged if isinstance(e, amp.BadLocalReturn)]
             if bad_return:
-                said += (": your responder returned a value Divide's response cannot encode"
+                returned = re.search(r" returned (.*) and .* could not serialize it$",
+                                     str(bad_return[0].message), re.DOTALL)
+                said += (f": your responder returned {returned[1] if returned else 'a value'},"
+                         " which Divide's response cannot encode"
                          f" ({describe_error(bad_return[0].enclosed.value)})")
             elif self.logged:
                 said += (f": your responder raised {describe_error(self.logged[0])}, an error"
@@ -333,6 +370,8 @@ def _call(client, command, numerator, denominator, logged):
         response = _reactor.call(client.callRemote, command, numerator=numerator,
                                  denominator=denominator, timeout=CALL_TIMEOUT)
         return _Call("answered", response, tuple(logged[before:]))
+    except TimeoutError as exc:  # _reactor.call's: the server said nothing (remote errors
+        return _Call("silent", exc, tuple(logged[before:]))  # arrive as AMP's own)
     except Exception as exc:
         return _Call("failed", exc, tuple(logged[before:]))
 

@@ -149,6 +149,7 @@ def test_headers_over_the_limits_as_the_chapter_says(site):
 
 @pytest.mark.parametrize("size, status, length", [
     (b"abc", 400, None), (b"-1", 400, None), (b"%d" % (2 ** 31), 400, None),
+    (b"9" * 5000, 400, None),  # more digits than int() converts
     (b"0", 200, 0), (b"1", 200, 1), (b"65537", 200, 65537),
 ])
 def test_stream_sizes(site, size, status, length):

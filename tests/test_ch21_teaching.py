@@ -95,6 +95,8 @@ def test_any_split_of_arrays_and_inline_commands(commands, data):
     (b"*1\r\n$-5\r\n", "invalid bulk length"),
     (b"*1\r\n$536870913\r\n", "invalid bulk length"),  # 512 MiB + 1
     (b"*1\r\n$99999999999999999999999\r\n", "invalid bulk length"),
+    (b"*1\r\n$" + b"9" * 5000 + b"\r\n", "invalid bulk length"),  # int() refuses it
+    (b"*" + b"9" * 5000 + b"\r\n", "invalid multibulk length"),
     (b"*1\r\n$ 3\r\n", "invalid bulk length"),
     (b"*1\r\n$\r\n", "invalid bulk length"),
     (b"*1048577\r\n", "invalid multibulk length"),
@@ -205,7 +207,8 @@ def test_incr_is_strict_about_integers_and_keeps_the_deadline():
     assert run(db, "INCR n") == 10 and run(db, "TTL n") == 10
     clock.advance(10)
     assert run(db, "INCR n") == 1 and run(db, "TTL n") == -1  # expired: starts from 0
-    for value in [b"+1", b" 1", b"01", b"1.0", b"-0", b"", b"9223372036854775808"]:
+    for value in [b"+1", b" 1", b"01", b"1.0", b"-0", b"", b"9223372036854775808",
+                  b"9" * 5000]:  # more digits than int() converts
         db.set(b"s", value)
         assert str(run(db, "INCR s")) == "ERR value is not an integer or out of range", value
     db.set(b"s", b"9223372036854775807")

@@ -69,8 +69,7 @@ class OnePeriod(LoginThenIdle):
     """Wrong: keeps the login period after the login."""
 
     def dataReceived(self, data):
-        self.buffer += data
-        if b"\n" in self.buffer:
+        if b"\n" in data:
             self.logged_in = True
         if self.logged_in:
             self.resetTimeout()
@@ -82,8 +81,7 @@ class PeriodNotRestarted(LoginThenIdle):
     def dataReceived(self, data):
         if self.logged_in:
             return self.resetTimeout()
-        self.buffer += data
-        if b"\n" in self.buffer:
+        if b"\n" in data:
             self.logged_in = True
             self.timeOut = IDLE_TIMEOUT
 

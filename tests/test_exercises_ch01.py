@@ -3,6 +3,7 @@ message that names the cause (reference solutions: tests/test_exercises.py)."""
 
 import codecs
 import socket
+import time
 
 import pytest
 
@@ -420,6 +421,27 @@ def test_one_buffer_for_every_connection_fails():
         " client expected b'GAMMA\\n' but got b'BEGAMM'")
 
 
+def raises_at_the_end_of_the_stream(conn):
+    buffer = b""
+    while chunk := conn.recv(4096):
+        buffer += chunk
+        while b"\n" in buffer:
+            line, _, buffer = buffer.partition(b"\n")
+            conn.sendall(line.decode().upper().encode() + b"\n")
+    if buffer:  # the unfinished line taken for an error, as a truncated frame is
+        raise ValueError(f"the stream ended inside a line: {buffer!r}")
+
+
+def test_raising_for_the_unfinished_line_at_the_end_of_the_stream_fails():
+    report = check("01.2", raises_at_the_end_of_the_stream)
+    assert report.failed == {"ends-with-stream"}
+    assert report.message("ends-with-stream") == (
+        "sent b'last\\nno newline' and half-closed (shutdown SHUT_WR): the client got"
+        " b'LAST\\n' and then the end of the stream, but your handler raised ValueError: the"
+        " stream ended inside a line: b'no newline' instead of returning: bytes after the last"
+        " newline are no line, and the end of the stream is no error")
+
+
 def test_the_reference_handler_serves_a_stingy_socket_whole():
     assert check("01.2", upper_handler).passed
 
@@ -492,6 +514,19 @@ def timeout_after_connect(host, port, timeout):
             return False
 
 
+def retries_a_refusal(host, port, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # a refusal taken for "not yet": tried again
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True
+        except ConnectionRefusedError:
+            continue
+        except OSError:
+            return False
+    return False
+
+
 def returns_the_address(host, port, timeout):
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -555,3 +590,13 @@ def test_a_connect_without_the_timeout_is_cut_off(answer):
 def test_returning_something_else_than_true_fails():
     report = check("01.3", returns_the_address)
     assert report.failed == {"true-when-listening"}
+
+
+
+def test_trying_again_after_a_refusal_until_the_timeout_fails():
+    report = check("01.3", retries_a_refusal)
+    assert report.failed == {"false-when-refused"}
+    assert report.message("false-when-refused") == (
+        "port_is_open('127.0.0.1', port, 5) where nothing listens was still running after"
+        " 0.3 s: nothing listens there, so each connection attempt is refused at once, and a"
+        " refusal is already the answer")

@@ -145,6 +145,19 @@ class TrustsInt(NetstringDecoder):
         return length
 
 
+class TextDigits(NetstringDecoder):
+    """Wrong: checks the length as text, where str.isdigit() and int() take any Unicode
+    digit, a full-width '３' included."""
+
+    def _check_length(self, head, frames):
+        text = head.decode("utf-8")  # UnicodeDecodeError is a ValueError too
+        if not text.isdigit() or (len(text) > 1 and text.startswith("0")):
+            raise BadFrame(f"bad length {head!r}", frames)
+        if len(head) > self._digits or int(text) > self.max_length:
+            raise FrameTooLarge(f"length {text}", frames)
+        return int(text)
+
+
 class AcceptsLeadingZeros(NetstringDecoder):
     """Wrong: digits only, but b"03" is taken for 3."""
 
@@ -359,6 +372,15 @@ def test_parsing_the_length_with_int_fails_the_garbage_check():
     assert report.message("garbage-length") == (
         "fed [b'5:hello,+3:abc,']: no error, frames [b'hello', b'abc']; b'+3' is not digits"
         " only (int() accepts it)")
+
+
+def test_unicode_digits_accepted_fail_the_garbage_check():
+    report = check("02.2", TextDigits)
+    assert report.failed == {"garbage-length"}
+    assert report.message("garbage-length") == (
+        "fed [b'5:hello,\\xef\\xbc\\x93:abc,']: no error, frames [b'hello', b'abc']; a"
+        " full-width 3 ('３' in UTF-8) is not an ASCII digit (str.isdigit() and int() accept"
+        " it)")
 
 
 def test_a_leading_zero_accepted_fails_the_garbage_check():
@@ -601,6 +623,22 @@ def spins_on_eof(sock, max_size=65536):
     return rest_of_frame(sock, header, max_size)
 
 
+def little_endian(sock, max_size=65536):
+    """Wrong: the length unpacked in this machine's (little-endian) byte order."""
+    header = recv_exactly(sock, 5)
+    if not header:
+        return None
+    if len(header) < 5:
+        raise ValueError("truncated header")
+    version, length = struct.unpack("<BI", header)
+    if version != 1 or length > max_size:
+        raise ValueError(f"bad header: version {version}, length {length}")
+    payload = recv_exactly(sock, length)
+    if len(payload) < length:
+        raise ValueError("truncated payload")
+    return payload
+
+
 def test_a_single_recv_fails_on_short_reads():
     report = check("02.3", single_recv)
     assert {"short-reads", "stops-in-pieces", "eof-in-header"} <= report.failed
@@ -710,3 +748,27 @@ def test_a_loop_that_ignores_eof_is_stopped_and_named():
     assert report.message("eof-in-header") == (
         "sent b'\\x01\\x00', then closed: recv() returned b'' (end of stream) 101 times in a"
         " row and your function kept calling it: it never ends")
+
+
+def test_a_little_endian_length_is_shown_against_the_header_sent():
+    report = check("02.3", little_endian)
+    assert report.failed == {"one-piece", "short-reads", "stops-at-frame-end",
+                             "stops-in-pieces", "max-size-accepted"}
+    assert report.message("one-piece") == (
+        "sent b'\\x01\\x00\\x00\\x00\\x05hello' (version byte 1, length 5 as 4 bytes"
+        " big-endian, payload b'hello'), connection left open: read_frame raised ValueError:"
+        " bad header: version 1, length 83886080, but the frame was good (your function had"
+        " taken 5 bytes of its 10)")
+
+
+def test_a_bytearray_payload_is_not_bytes():
+    def as_bytearray(sock, max_size=65536):
+        payload = read_frame(sock, max_size)
+        return None if payload is None else bytearray(payload)
+
+    report = check("02.3", as_bytearray)
+    assert report.failed == {"one-piece", "short-reads", "empty-payload", "stops-at-frame-end",
+                             "stops-in-pieces", "max-size-accepted"}
+    assert report.message("empty-payload") == (
+        "sent b'\\x01\\x00\\x00\\x00\\x00', connection left open: read_frame returned a"
+        " bytearray, expected bytes")

@@ -132,6 +132,37 @@ def test_a_generator_of_its_own_fails():
         "random.Random(5) and random.Random(6) gave the same waits")
 
 
+def test_drawing_from_the_previous_wait_up_fails():
+    def from_previous(attempts, base, cap, rng):
+        waits, previous = [], base
+        for _ in range(attempts):
+            previous = min(cap, rng.uniform(previous, 3 * previous))  # from previous, not base
+            waits.append(previous)
+        return waits
+
+    report = check("03.1", from_previous)
+    assert report.failed == {"steps", "after-cap"}
+    assert report.message("steps") == (
+        "with base=0.01, cap=10, 12 attempts, 100 seeds: 0 of the 1100 waits after the first"
+        " were shorter than the wait before them; drawn between base and 3 × previous, about"
+        " a third should be: the draws do not start at base")
+
+
+def test_capping_the_range_instead_of_the_wait_fails():
+    def capped_range(attempts, base, cap, rng):
+        waits, previous = [], base
+        for _ in range(attempts):
+            previous = rng.uniform(base, min(cap, 3 * previous))  # never exactly the cap
+            waits.append(previous)
+        return waits
+
+    report = check("03.1", capped_range)
+    assert report.failed == {"after-cap"}
+    assert report.message("after-cap") == (
+        "with base=0.01, cap=0.05, 30 attempts, 50 seeds: no wait was ever exactly the cap,"
+        " though the cap cuts every draw above it down to the cap itself")
+
+
 def test_one_wait_too_many_fails():
     def one_too_many(attempts, base, cap, rng):
         return decorrelated(attempts + 1, base, cap, rng)
@@ -536,7 +567,7 @@ def test_comparing_seq_as_text_fails():
 
 def test_counting_every_request_fails():
     report = check("03.3", NoDedupe)
-    assert report.failed == {"repeat", "stale", "numbers", "lost-reply"}
+    assert report.failed == {"repeat", "stale", "numbers", "lost-reply", "racing-retry"}
     assert report.message("repeat") == "connection 2: 'INCR a 1' was answered '3', expected '1'"
 
 
@@ -549,8 +580,9 @@ def test_remembering_every_request_fails_only_on_stale():
 
 def test_answering_a_repeat_with_the_current_value_fails():
     report = check("03.3", RepliesTheCurrentValue)
-    # It reads the counter outside the lock too: "concurrent" catches that race when it shows.
-    assert report.failed - {"concurrent"} == {"repeat"}
+    # It reads the counter outside the lock too: "concurrent" and "racing-retry" catch that
+    # race when it shows.
+    assert report.failed - {"concurrent", "racing-retry"} == {"repeat"}
     assert report.message("repeat") == "connection 2: 'INCR a 1' was answered '2', expected '1'"
 
 
@@ -612,11 +644,123 @@ class NoLock(CounterServer):
 
 def test_a_counter_without_a_lock_fails_under_concurrent_connections():
     report = check("03.3", NoLock)
-    assert report.failed == {"concurrent"}
+    # In "racing-retry" its lost update can hide the double count: two copies of a request
+    # both counted from the same value get the same reply. That check fails only sometimes.
+    assert report.failed - {"racing-retry"} == {"concurrent"}
     assert re.fullmatch(
         r"8 connections at once, each sending 40 requests INCR cN 10 to INCR cN 49 in one"
         r" write: the 320 replies should be 1 to 320, each once; \d+ values came twice"
         r" \(e\.g\. \[.*\]\), so two requests were counted as one", report.message("concurrent"))
+
+
+class NewLockEveryTime(CounterServer):
+    """Wrong: a new lock for every request, which no other thread ever waits for."""
+
+    def answer(self, client, seq):
+        with threading.Lock():
+            if client in self.last:
+                last_seq, reply = self.last[client]
+                if seq == last_seq:
+                    return reply
+                if seq < last_seq:
+                    return b"STALE\n"
+            self.value += 1
+            reply = b"%d\n" % self.value
+            self.last[client] = (seq, reply)
+            return reply
+
+
+def test_a_new_lock_for_every_request_fails_under_concurrent_connections():
+    report = check("03.3", NewLockEveryTime)
+    assert report.failed == {"concurrent", "racing-retry"}
+    assert re.fullmatch(
+        r"8 connections at once, each sending 40 requests INCR cN 10 to INCR cN 49 in one"
+        r" write: the 320 replies should be 1 to 320, each once; \d+ values came twice"
+        r" \(e\.g\. \[.*\]\), so two requests were counted as one", report.message("concurrent"))
+
+
+class LocksOnlyTheCounter(CounterServer):
+    """Wrong: the counter under the lock, but the client's record looked up before it and
+    written after it, so a retry racing its original is counted again."""
+
+    def answer(self, client, seq):
+        if client in self.last:
+            last_seq, reply = self.last[client]
+            if seq == last_seq:
+                return reply
+            if seq < last_seq:
+                return b"STALE\n"
+        with self.lock:
+            self.value += 1
+            reply = b"%d\n" % self.value
+        self.last[client] = (seq, reply)
+        return reply
+
+
+def test_locking_only_the_counter_fails_when_a_retry_races_its_original():
+    report = check("03.3", LocksOnlyTheCounter)
+    assert report.failed == {"racing-retry"}
+    assert re.fullmatch(
+        r"two connections sent the same client's requests INCR r 10 to INCR r 49, each request"
+        r" on both at the same moment \(as a retry racing its original\): 'INCR r \d+' was"
+        r" answered '\d+' on one connection and '\d+' on the other: it was counted twice",
+        report.message("racing-retry"))
+
+
+class LockedForTheWholeConnection(CounterServer):
+    """Wrong: holds the lock while it waits for the connection's next line."""
+
+    def handle(self, conn):
+        with self.lock, conn.makefile("rb") as lines:
+            for line in lines:
+                _, client, seq = line.decode().split()
+                conn.sendall(self.answer_locked(client, int(seq)))
+
+    def answer_locked(self, client, seq):
+        if client in self.last:
+            last_seq, reply = self.last[client]
+            if seq == last_seq:
+                return reply
+            if seq < last_seq:
+                return b"STALE\n"
+        self.value += 1
+        reply = b"%d\n" % self.value
+        self.last[client] = (seq, reply)
+        return reply
+
+
+def test_a_lock_held_for_a_whole_connection_is_named(monkeypatch):
+    from helpers.exercises import ch03
+
+    monkeypatch.setattr(ch03, "REPLY_TIMEOUT", 0.1)
+    report = check("03.3", LockedForTheWholeConnection)
+    assert report.failed == {"counts", "repeat", "concurrent", "racing-retry", "lost-reply"}
+    assert report.message("counts") == (
+        "connection 2: sent 'INCR a 2' while connection 1 stayed open, and got no reply for"
+        " 0.1 s; once connection 1 closed, the reply b'3\\n' came: one connection held up the"
+        " others until it ended")
+
+
+class IgnoresEndOfStream(CounterServer):
+    """Wrong: appends what recv() returns, b"" too, so it never sees the end of the stream."""
+
+    def handle(self, conn):
+        buffer = b""
+        while True:
+            buffer += conn.recv(1024)
+            while b"\n" in buffer:
+                line, _, buffer = buffer.partition(b"\n")
+                _, client, seq = line.decode().split()
+                conn.sendall(self.answer(client, int(seq)))
+
+
+def test_a_handler_that_ignores_end_of_stream_is_stopped_and_named():
+    report = check("03.3", IgnoresEndOfStream)
+    assert report.failed == {"returns-at-eof"}
+    assert report.message("returns-at-eof") == (
+        "after 'INCR a 1' was answered '1', the client closed its connection: recv() returned"
+        " b'' (end of stream) 101 times in a row and your handler kept calling it: it never"
+        " ends")
 
 
 def test_the_reference_counter_is_safe_under_concurrent_clients():

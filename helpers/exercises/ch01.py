@@ -23,6 +23,7 @@ from .wire import Client, Received, dead_port, serving, why
 
 TIMEOUT = 1.0  # how long the reader's code may block before the check gives up on it
 REPLY_TIMEOUT = 0.5  # how long a client waits for the rest of a reply, or for silence
+REFUSED_TIMEOUT = 5.0  # 01.3's timeout where nothing listens: far longer than TIMEOUT
 
 
 def _nbytes(value) -> str:
@@ -283,6 +284,10 @@ def _ends_with_stream(handler):
                 f" {_said(got)}"
                 f"{' (your handler had not returned)' if got.ending == 'silent' else ''}"
                 f"{why(server)}")
+        require(not server.raised,
+                f"{after}: the client got b'LAST\\n' and then the end of the stream, but"
+                f"{why(server).removeprefix(';')} instead of returning: bytes after the last"
+                " newline are no line, and the end of the stream is no error")
 
 
 # -- 01.3 port_is_open -------------------------------------------------------------
@@ -311,11 +316,17 @@ def _on_a_listening_port(fn):
 
 @observation
 def _on_a_dead_port(fn):
-    """port_is_open where nothing listens: (outcome, unclosed)."""
+    """port_is_open where nothing listens, given a timeout far longer than the check waits:
+    (outcome, unclosed), the outcome None if it was still running (`_false_when_refused`
+    says so)."""
     with dead_port() as port, resource_warnings("unclosed <socket.socket") as unclosed:
-        outcome = run_answer(fn, "127.0.0.1", port, 1.0, limit=TIMEOUT,
-                             what="port_is_open('127.0.0.1', port, 1.0) where nothing listens")
-        return outcome, unclosed
+        try:
+            outcome = run_answer(fn, "127.0.0.1", port, REFUSED_TIMEOUT, limit=TIMEOUT,
+                                 what=f"port_is_open('127.0.0.1', port, {REFUSED_TIMEOUT:g})"
+                                      " where nothing listens")
+        except CheckFailed as exc:
+            return None, unclosed, str(exc)
+        return outcome, unclosed, None
 
 
 @probe.check("true-when-listening", "True for a port where a server listens",
@@ -332,7 +343,10 @@ def _true_when_listening(fn):
              hint="Connecting where nothing listens raises an exception: which one, and what"
                   " is it a subclass of? Catch it and return False.")
 def _false_when_refused(fn):
-    outcome, _ = _on_a_dead_port(fn)
+    outcome, _, running = _on_a_dead_port(fn)
+    if running:
+        fail(f"{running}: nothing listens there, so each connection attempt is refused at"
+             " once, and a refusal is already the answer")
     require(outcome.kind == "returned" and outcome.value is False,
             f"nothing listens on 127.0.0.1:port; port_is_open {outcome}, expected False")
 
@@ -342,9 +356,9 @@ def _false_when_refused(fn):
                   " included; a socket left to the garbage collector stays open until then.")
 def _closes_socket(fn):
     outcome, unclosed, reached, closed = _on_a_listening_port(fn)
-    refused, unclosed_refused = _on_a_dead_port(fn)
+    refused, unclosed_refused, _ = _on_a_dead_port(fn)  # None: false-when-refused says why
     for o in (outcome, refused):
-        if o.is_error(NotImplementedError):  # still the stub
+        if o is not None and o.is_error(NotImplementedError):  # still the stub
             raise CheckFailed(f"port_is_open {o}") from o.error
     if reached and outcome.kind == "returned":
         require(closed, f"port_is_open {outcome}, but the server's end of the connection was"

@@ -246,6 +246,8 @@ _GARBAGE = [(b"x:abc,", "a length of b'x' is not digits"),
             (b"3 :abc,", "b'3 ' is not digits only (int() accepts it)"),
             (b"3_0:" + b"a" * 30 + b",", "b'3_0' is not digits only (int() accepts it)"),
             (b"-1:,", "b'-1' is not digits only"),
+            ("３:abc,".encode(), "a full-width 3 ('３' in UTF-8) is not an ASCII digit"
+                                 " (str.isdigit() and int() accept it)"),
             (b"03:abc,", "a length with a leading zero (b'03') is forbidden"),
             (b"00:,", "a length with a leading zero (b'00') is forbidden")]
 _NO_COMMA = [(b"3:abcX", "b'X' follows the 3-byte payload, not b','"),
@@ -402,6 +404,9 @@ def _reads(pieces, expected, sizes, label=None, **kwargs):
                              " the stream") if len(pieces) > 1 and took < size else ""
                     fail(f"{what}: {call}read_frame {_name(outcome)}, but the frame was good"
                          f" (your function had taken {count(took)} of its {size}){short}")
+                if outcome.kind == "returned" and isinstance(outcome.value, bytearray | memoryview):
+                    fail(f"{what}: {call}read_frame returned a {type(outcome.value).__name__},"
+                         " expected bytes")
                 require(outcome.kind == "returned" and outcome.value == want
                         and type(outcome.value) is type(want),
                         f"{what}: {call}read_frame {_name(outcome)}, expected it to return"
@@ -449,7 +454,10 @@ _TWO = _frame(b"first") + _frame(b"second")
 
 reader.check("one-piece", "a frame sent in one piece",
              hint="Read the 5-byte header, unpack it with the struct module, then read the"
-                  " payload.")(_reads([_ONE], [b"hello"], [len(_ONE)]))
+                  " payload. A struct format without a byte-order character uses this"
+                  " machine's byte order and alignment.")(
+    _reads([_ONE], [b"hello"], [len(_ONE)],
+           f"{show(_ONE)} (version byte 1, length 5 as 4 bytes big-endian, payload b'hello')"))
 reader.check("short-reads", "a frame sent one byte at a time",
              hint="recv(n) returns at most n bytes, and fewer whenever fewer have arrived: a"
                   " short read is not the end of the stream. Loop until you have exactly what"

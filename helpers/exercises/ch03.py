@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
 import statistics
 import struct
 import sys
+import sysconfig
 import threading
 import time
 
@@ -24,6 +26,7 @@ from ..proxy import serve_proxy
 from ..servers import serve_socket
 from . import CheckFailed, exercise, fail, observation, require, run_answer, show
 from .answers import Interrupted
+from .paced import CountingSocket, KeptReadingAfterEOF
 from .wire import Client, dead_port, serving, why
 
 TIMEOUT = 1.0  # how long a check waits for the reader's code where nothing should be slow
@@ -85,11 +88,12 @@ def _first(fn):
             f" {max(firsts):g}: it is not drawn from the whole range [{base:g}, {3 * base:g}]")
 
 
-@jitter.check("steps", "each wait is between base and min(cap, 3 × the wait before it)",
+@jitter.check("steps", "each wait is drawn between base and min(cap, 3 × the wait before it)",
               hint="Each draw's range starts at base and ends at three times the previous"
                    " wait: the one before it in the list.")
 def _steps(fn):
     base, cap = 0.01, 10.0
+    shorter = steps = 0
     for seed, waits in enumerate(_waits(fn, 12, base, cap, range(100))):
         for k in range(1, len(waits)):
             high = min(cap, 3 * waits[k - 1])
@@ -97,6 +101,15 @@ def _steps(fn):
                     f"{_call(fn, 12, base, cap, seed)}: wait {k + 1} is {waits[k]!r} after"
                     f" {waits[k - 1]!r}, expected between base and min(cap, 3 × previous)"
                     f" = [{base:g}, {high:g}]")
+            steps += 1
+            shorter += waits[k] < waits[k - 1]
+    # Drawn from [base, 3 × previous], a wait is shorter than the one before it about a
+    # third of the time (never when the previous one was base itself)
+    require(shorter > steps / 10,
+            f"with base={base:g}, cap={cap:g}, 12 attempts, 100 seeds: {shorter} of the"
+            f" {steps} waits after the first were shorter than the wait before them; drawn"
+            " between base and 3 × previous, about a third should be: the draws do not"
+            " start at base")
 
 
 @jitter.check("cap", "the waits grow up to the cap and never pass it",
@@ -118,7 +131,8 @@ def _after_cap(fn):
     after = [ws[k] for ws in _waits(fn, 30, base, cap, range(50))
              for k in range(1, len(ws)) if ws[k - 1] == cap]
     require(after, f"with base={base:g}, cap={cap:g}, 30 attempts, 50 seeds: no wait was"
-                   " ever exactly the cap")
+                   " ever exactly the cap, though the cap cuts every draw above it down to"
+                   " the cap itself")
     below = sum(w < cap for w in after) / len(after)
     expected = (cap - base) / (3 * cap - base)
     require(below > expected / 2,
@@ -390,18 +404,59 @@ def _gives_up(fn):
 counter = exercise("03.3", "One record per client")
 
 
+class _Handlers:
+    """The reader's handle() for serve_socket, given a socket that ends a loop which keeps
+    calling recv() after b"" (`CountingSocket`), so that such a handler cannot spin for
+    ever; counts the calls still running."""
+
+    def __init__(self, handle):
+        self.handle, self.running = handle, 0
+        self.changed = threading.Condition()
+
+    def __call__(self, conn):
+        with self.changed:
+            self.running += 1
+        try:
+            with CountingSocket(conn.dup()) as mine:
+                self.handle(mine)
+        finally:
+            with self.changed:
+                self.running -= 1
+                self.changed.notify_all()
+
+    def ended(self, timeout: float) -> bool:
+        """Whether every call has returned, waiting up to `timeout` seconds."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.running == 0, timeout)
+
+
 @contextlib.contextmanager
 def _serve_counter(cls):
-    """A new instance of the reader's class, its handle() on a real port."""
+    """A new instance of the reader's class, its handle() on a real port
+    (`server.handlers`: the calls of it)."""
     outcome = run_answer(cls, limit=TIMEOUT, what=f"{getattr(cls, '__name__', 'it')}()")
     require(outcome.ok, f"{getattr(cls, '__name__', 'the class')}() {outcome}")
-    with serving("check-03.3", outcome.value.handle) as server:
+    handlers = _Handlers(outcome.value.handle)
+    with serving("check-03.3", handlers) as server:
+        server.handlers = handlers
         yield server
 
 
-def _ask(client, server, request: str, expected: str, what: str):
+def _ask(client, server, request: str, expected: str, what: str, others=None):
+    """Send `request`, fail unless the reply is `expected`. `others`: the other open
+    connections, by number; if no reply comes, they are closed to see whether one of them
+    held this one up."""
     client.send(request.encode() + b"\n")
     got = client.read_until(b"\n", timeout=REPLY_TIMEOUT)
+    if got.ending == "silent" and not got.data and others:
+        for other in others.values():
+            other.close()
+        late = client.read_until(b"\n", timeout=REPLY_TIMEOUT)
+        if late.ending == "complete":
+            names = " and ".join(str(n) for n in others)
+            fail(f"{what}: sent {request!r} while connection {names} stayed open, and got no"
+                 f" reply for {REPLY_TIMEOUT:g} s; once connection {names} closed, the reply"
+                 f" {late.data!r} came: one connection held up the others until it ended")
     if got.ending != "complete":
         fail(f"{what}: sent {request!r}, expected {expected!r} but {got}{why(server)}")
     reply = got.data.decode(errors="replace").removesuffix("\n")
@@ -417,15 +472,49 @@ def _talk(server, steps, port=None):
         for n, request, expected in steps:
             if n not in clients:
                 clients[n] = Client(port or server.port, timeout=REPLY_TIMEOUT)
-            _ask(clients[n], server, request, expected, f"connection {n}")
+            others = {k: c for k, c in clients.items() if k != n}
+            _ask(clients[n], server, request, expected, f"connection {n}", others)
     finally:
         for client in clients.values():
             client.close()
 
 
+# Where the reader's code is not: the helpers, the standard library, installed packages
+_NOT_THE_READERS = tuple(
+    {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    | {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
+
+
+def _between_lines(frame, event, arg):
+    if event == "line":
+        time.sleep(0)  # lets another thread run here: not a wait for anything
+    return _between_lines
+
+
+def _in_readers_code(frame, event, arg):
+    return None if frame.f_code.co_filename.startswith(_NOT_THE_READERS) else _between_lines
+
+
+@contextlib.contextmanager
+def _switching():
+    """Threads started meanwhile (the server's, one per connection) hand over to another
+    thread between any two lines of the reader's code, and threads take turns often, so
+    that a read-then-write of shared state without a lock that works shows up as a race
+    on nearly every run, not once in a while."""
+    interval, trace = sys.getswitchinterval(), threading.gettrace()
+    sys.setswitchinterval(1e-6)
+    threading.settrace(_in_readers_code)
+    try:
+        yield
+    finally:
+        threading.settrace(trace)
+        sys.setswitchinterval(interval)
+
+
 @counter.check("counts", "one counter for every client, on every connection",
                hint="The counter belongs to the server: one instance serves every connection"
-                    " and every client. A new client's first request counts, whatever its"
+                    " and every client, the connections at the same time (none may wait for"
+                    " another to end). A new client's first request counts, whatever its"
                     " number.")
 def _counts(cls):
     with _serve_counter(cls) as server:
@@ -444,6 +533,22 @@ def _pipelined(cls):
             _expect(client, server, want, sent)
         client.send(b" 2\n")
         _expect(client, server, b"3\n", "then b' 2\\n', the end of the third request")
+
+
+@counter.check("returns-at-eof", "returns when the client closes its connection",
+               hint="recv() returning b'' (end of stream) means the client has closed: there"
+                    " is nothing more to read, so return, and serve_socket closes the"
+                    " connection.")
+def _returns_at_eof(cls):
+    with _serve_counter(cls) as server:
+        _talk(server, [(1, "INCR a 1", "1")])  # then the client closes
+        ended = server.handlers.ended(TIMEOUT)
+        what = "after 'INCR a 1' was answered '1', the client closed its connection"
+        for error in server.raised:
+            if isinstance(error, KeptReadingAfterEOF):
+                fail(f"{what}: {error} and your handler kept calling it: it never ends")
+        require(ended, f"{what}: your handler had not returned {TIMEOUT:g} s later"
+                       f"{why(server)}")
 
 
 def _expect(client, server, want: bytes, after: str):
@@ -488,8 +593,7 @@ CLIENTS, EACH = 8, 40  # "concurrent": connections at once, requests each
                     " one step. (A race does not show on every run; this check makes it"
                     " likely, not certain.)")
 def _concurrent(cls):
-    switch = sys.getswitchinterval()
-    with _serve_counter(cls) as server:
+    with _switching(), _serve_counter(cls) as server:
         clients = [Client(server.port, timeout=REPLY_TIMEOUT) for _ in range(CLIENTS)]
         replies: list[list[bytes]] = [[] for _ in clients]
 
@@ -503,7 +607,6 @@ def _concurrent(cls):
                     return
                 replies[n].append(got.data.rstrip(b"\n"))
 
-        sys.setswitchinterval(1e-6)  # threads take turns often: races show up
         try:
             threads = [threading.Thread(target=run, args=(n,), daemon=True)
                        for n in range(CLIENTS)]
@@ -512,7 +615,6 @@ def _concurrent(cls):
             for thread in threads:
                 thread.join(REPLY_TIMEOUT * 8)
         finally:
-            sys.setswitchinterval(switch)
             for client in clients:
                 client.close()
         story = (f"{CLIENTS} connections at once, each sending {EACH} requests INCR cN 10 to"
@@ -529,6 +631,67 @@ def _concurrent(cls):
                 + (f"{len(repeated)} values came twice (e.g. {repeated[:3]}), so two requests"
                    " were counted as one" if repeated else f"they went up to {values[-1]}"))
         _talk(server, [(1, "INCR last 1", str(total + 1))])
+
+
+RACING = 40  # "racing-retry": requests sent on each of the two connections
+
+
+@counter.check("racing-retry", "a request and its retry, at once on two connections, count once",
+               hint="A retry can arrive on another connection while the original is being"
+                    " answered. Looking up a client's record and updating it must happen in"
+                    " one step, with the counter, so that the second of the two finds the"
+                    " record the first made.")
+def _racing_retry(cls):
+    with _switching(), _serve_counter(cls) as server:
+        clients = [Client(server.port, timeout=REPLY_TIMEOUT) for _ in range(2)]
+        replies: list[list[bytes]] = [[], []]
+
+        together = threading.Barrier(2, timeout=REPLY_TIMEOUT * 4)
+
+        def run(n):
+            for k in range(10, 10 + RACING):
+                try:
+                    together.wait()  # both copies of a request leave at the same moment
+                except threading.BrokenBarrierError:
+                    return  # the other connection got no reply: it says so
+                clients[n].send(b"INCR r %d\n" % k)
+                got = clients[n].read_until(b"\n", timeout=REPLY_TIMEOUT * 4)
+                if got.ending != "complete":
+                    replies[n].append(str(got).encode())
+                    together.abort()
+                    return
+                replies[n].append(got.data.rstrip(b"\n"))
+
+        try:
+            threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in (0, 1)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(REPLY_TIMEOUT * 8)
+        finally:
+            for client in clients:
+                client.close()
+        story = (f"two connections sent the same client's requests INCR r 10 to INCR r"
+                 f" {9 + RACING}, each request on both at the same moment (as a retry racing"
+                 " its original)")
+        def answered(got):
+            return all(r.isdigit() or r == b"STALE" for r in got)
+
+        for n in sorted((0, 1), key=lambda n: answered(replies[n])):  # the one that saw why
+            got = replies[n]
+            require(len(got) == RACING and answered(got),
+                    f"{story}: connection {n + 1} got {show(got[-3:])} as its last replies"
+                    f" ({len(got)} of {RACING}){why(server)}")
+        for seq, pair in enumerate(zip(*replies, strict=True), 10):
+            numbers = {r.decode() for r in pair if r.isdigit()}
+            require(len(numbers) < 2,
+                    f"{story}: 'INCR r {seq}' was answered {pair[0].decode()!r} on one"
+                    f" connection and {pair[1].decode()!r} on the other: it was counted twice")
+        values = sorted({int(r) for got in replies for r in got if r.isdigit()})
+        require(values == list(range(1, RACING + 1)),
+                f"{story}: each of the {RACING} requests should have been counted once,"
+                f" giving the replies 1 to {RACING}; the numbers replied were {show(values)}")
+        _talk(server, [(1, "INCR last 1", str(RACING + 1))])
 
 
 @counter.check("fresh", "a new CounterServer() starts from zero",

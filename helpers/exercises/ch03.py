@@ -607,16 +607,7 @@ def _concurrent(cls):
                     return
                 replies[n].append(got.data.rstrip(b"\n"))
 
-        try:
-            threads = [threading.Thread(target=run, args=(n,), daemon=True)
-                       for n in range(CLIENTS)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(REPLY_TIMEOUT * 8)
-        finally:
-            for client in clients:
-                client.close()
+        _each_in_a_thread(run, clients)
         story = (f"{CLIENTS} connections at once, each sending {EACH} requests INCR cN 10 to"
                  f" INCR cN {9 + EACH} in one write")
         for n, got in enumerate(replies):
@@ -631,6 +622,21 @@ def _concurrent(cls):
                 + (f"{len(repeated)} values came twice (e.g. {repeated[:3]}), so two requests"
                    " were counted as one" if repeated else f"they went up to {values[-1]}"))
         _talk(server, [(1, "INCR last 1", str(total + 1))])
+
+
+def _each_in_a_thread(run, clients):
+    """run(n) for every client n, all at once, each in a thread; then every client is
+    closed."""
+    try:
+        threads = [threading.Thread(target=run, args=(n,), daemon=True)
+                   for n in range(len(clients))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(REPLY_TIMEOUT * 8)
+    finally:
+        for client in clients:
+            client.close()
 
 
 RACING = 40  # "racing-retry": requests sent on each of the two connections
@@ -662,18 +668,11 @@ def _racing_retry(cls):
                     return
                 replies[n].append(got.data.rstrip(b"\n"))
 
-        try:
-            threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in (0, 1)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(REPLY_TIMEOUT * 8)
-        finally:
-            for client in clients:
-                client.close()
+        _each_in_a_thread(run, clients)
         story = (f"two connections sent the same client's requests INCR r 10 to INCR r"
                  f" {9 + RACING}, each request on both at the same moment (as a retry racing"
                  " its original)")
+
         def answered(got):
             return all(r.isdigit() or r == b"STALE" for r in got)
 

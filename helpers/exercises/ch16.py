@@ -16,6 +16,7 @@ thread of its own: an answer that blocks its loop still gets its echoes, and is 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import logging
@@ -344,10 +345,12 @@ def _call(fn, lt, server, messages):
             _beat(lt.stalled)  # the answer may have blocked until its very end
             beat.cancel()
 
+    future = asyncio.run_coroutine_threadsafe(run(), lt.loop)
     try:
-        got = lt.run(run(), CALL_LIMIT)
-    except TimeoutError:
-        stats = server.stats
+        got = future.result(CALL_LIMIT)
+    except concurrent.futures.TimeoutError:
+        stats = dict(server.stats)  # before the cancel lets the answer close its connections
+        future.cancel()
         fail(f"echo_all did not return within {CALL_LIMIT:g} s, though the server had"
              f" echoed {stats['echoed']} of the {len(messages)} messages in full; it was"
              f" waiting for more on {stats['open']} open connection(s)")

@@ -322,11 +322,15 @@ async def shut_down_without_waiting(fn, items, workers=2):
         pool.shutdown(wait=False)
 
 
-def test_a_shutdown_that_does_not_wait_fails_shut_down_and_raises():
+def test_a_shutdown_that_does_not_wait_fails_raises_and_often_shut_down():
+    # After the exception a worker is still busy with another item, so "raises" always sees
+    # it; after a success the idle workers may exit before they are counted (a loaded
+    # machine did so once in five runs), so "shut-down" catches this only most of the time
     report = check("18.2", shut_down_without_waiting)
-    assert report.failed == {"shut-down", "raises"}
-    assert "its shutdown did not wait for them" in report.message("shut-down")
+    assert "raises" in report.failed and report.failed <= {"shut-down", "raises"}
     assert "or not waited for" in report.message("raises")
+    if "shut-down" in report.failed:
+        assert "its shutdown did not wait for them" in report.message("shut-down")
 
 
 def swallows_errors(fn, items, workers=2):

@@ -369,6 +369,19 @@ def test_bad_input_on_a_real_connection_loses_nothing_for_anyone(server):
         other.close()
 
 
+def test_a_client_that_half_closes_gets_every_reply_then_the_close(server):
+    """As from redis-server: a pipe into nettalk or `nc -N` sends, then shuts down its
+    sending side, then reads. Many replies, so that some are still queued at the EOF."""
+    requests = b"SET n 5\r\nINCRBY n " + b"9" * 5000 + b"\r\n" + b"INCR n\r\n" * 20_000
+    expected = b"+OK\r\n-ERR value is not an integer or out of range\r\n" + b"".join(
+        b":%d\r\n" % n for n in range(6, 20_006))
+    with logged_errors() as errors, socket.create_connection(server.address, timeout=2) as s:
+        s.sendall(requests)
+        s.shutdown(socket.SHUT_WR)
+        assert b"".join(iter(lambda: s.recv(65536), b"")) == expected
+    assert errors == []
+
+
 def test_pipelining_many_commands_in_one_write(server):
     data = b"".join(command("INCR", "n") for _ in range(5000)) + b"QUIT\r\n"
     replies = exchange(server, data)

@@ -160,7 +160,13 @@ def _in_a_kernel(code: str, wait: float) -> tuple[str, bool]:
     it exit within `wait` seconds?"""
     from jupyter_client.manager import start_new_kernel
 
-    km, kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT / "notebooks"))
+    for attempt in range(3):  # a kernel can die at start in a loaded run (see conftest.py)
+        try:
+            km, kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT / "notebooks"))
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
     printed = []
 
     def keep(message):

@@ -659,3 +659,20 @@ def test_a_protocol_that_raises_is_named():
     report = check("04.3", Raises)
     assert "commands" in report.failed
     assert report.message("commands").endswith("; your protocol raised ValueError: no such command")
+
+
+class Exits(Commands):
+    """Wrong: sys.exit() in a callback ends the reactor's thread, and every connection."""
+
+    def line_received(self, line):
+        if line == b"QUIT":
+            raise SystemExit(0)
+        super().line_received(line)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_protocol_that_ends_the_reactor_thread_is_told_so():
+    report = check("04.3", Exits)
+    assert "quit" in report.failed, repr(report)
+    assert report.message("quit").endswith(
+        "the reactor's thread stopped: SystemExit: 0 escaped Reactor.run()"), repr(report)

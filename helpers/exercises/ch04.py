@@ -678,7 +678,22 @@ def _reactor():
                 self.protocol.late.append(bytes(data))
             super().write(data)
 
+    class DeathNotingReactor(module.Reactor):
+        def __init__(self):
+            super().__init__()
+            self.died, self.ended = None, threading.Event()  # what escaped run(); when
+
+        def run(self):
+            try:
+                super().run()
+            except BaseException as exc:
+                self.died = exc
+                raise
+            finally:
+                self.ended.set()
+
     module.Transport = NotingTransport  # what listen_tcp() gives each connection
+    module.Reactor = DeathNotingReactor  # what start_reactor() runs
     return module
 
 
@@ -715,9 +730,15 @@ def _serving(cls, sizes):
 
     def settled():
         """Wait until the reactor thread has finished what it was doing."""
-        done = threading.Event()
-        server.reactor.call_from_thread(done.set)
-        done.wait(TIMEOUT)
+        done, ended = threading.Event(), server.reactor.ended
+        with contextlib.suppress(OSError):  # its wake-up socket is closed once run() ended
+            server.reactor.call_from_thread(done.set)
+        deadline = time.monotonic() + TIMEOUT
+        while not (done.wait(0.05) or ended.is_set()) and time.monotonic() < deadline:
+            pass
+        if server.reactor.died is not None:  # its sockets are closed: nothing more to see
+            fail(f"the reactor's thread stopped: {describe_error(server.reactor.died)}"
+                 " escaped Reactor.run()")
 
     def why():
         settled()

@@ -27,6 +27,7 @@ import functools
 import gc
 import sys
 import threading
+import traceback
 from dataclasses import dataclass, field
 
 CHECK_TIMEOUT = 5.0  # the longest one check may run
@@ -217,6 +218,7 @@ class Result:
     error: str | None  # what happened, None when the check passed
     logged: tuple = ()  # errors Twisted logged during the check
     unwritten: bool = False  # the answer raised NotImplementedError: not written yet
+    traceback: str = ""  # where an exception came straight through the check, if one did
 
     @property
     def passed(self) -> bool:
@@ -250,7 +252,7 @@ def _reactor_round_trip() -> None:
 
 def _run_one(check_: Check, answer, timeout: float) -> Result:
     global _trial
-    trial, outcome = _Trial(), []
+    trial, outcome, where = _Trial(), [], []
 
     def target():
         try:
@@ -261,6 +263,7 @@ def _run_one(check_: Check, answer, timeout: float) -> Result:
             trial.raised.extend(e for e in _chain(exc.__cause__))
         except Exception as exc:  # the reader's code raised straight through the check
             outcome.append(f"your code raised {describe_raised(exc)}")
+            where.append("".join(traceback.format_exception(exc)))
             trial.raised.extend(_chain(exc))
         except Interrupted:  # the check ran out of time and was stopped
             pass
@@ -297,7 +300,7 @@ def _run_one(check_: Check, answer, timeout: float) -> Result:
     )
     if error is None and logged:
         error = "Twisted logged an error while this check ran"
-    return Result(check_, error, logged, unwritten and error is not None)
+    return Result(check_, error, logged, unwritten and error is not None, "".join(where))
 
 
 LOGGED_LATER = Check(

@@ -373,7 +373,7 @@ def test_wrong_settles_leave_no_unhandled_errors_behind(unhandled_errors):
 async def _connect(port, client=None):
     from twisted.internet import reactor
 
-    endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=1)
+    endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5)
     return await endpoints.connectProtocol(endpoint, client or LineClient())
 
 

@@ -600,3 +600,22 @@ def test_trying_again_after_a_refusal_until_the_timeout_fails():
         "port_is_open('127.0.0.1', port, 5) where nothing listens was still running after"
         " 0.3 s: nothing listens there, so each connection attempt is refused at once, and a"
         " refusal is already the answer")
+
+
+def sets_the_default_timeout(host, port, timeout):
+    socket.setdefaulttimeout(timeout)  # every later socket of the kernel gets it too
+    try:
+        with socket.create_connection((host, port)):
+            return True
+    except OSError:
+        return False
+
+
+def test_setting_the_default_timeout_for_every_socket_fails_and_is_undone():
+    report = check("01.3", sets_the_default_timeout)
+    assert report.failed == {"own-timeout"}
+    assert report.message("own-timeout") == (
+        "port_is_open changed the default timeout of every new socket from None to 1.0"
+        " (socket.setdefaulttimeout): from then on every socket this kernel makes, in any"
+        " library, would give up after that time (the checker put it back)")
+    assert socket.getdefaulttimeout() is None

@@ -296,6 +296,25 @@ probe = exercise("01.3", "port_is_open")
 
 
 @observation
+def _default_changes(fn):
+    """The changes port_is_open made to socket.getdefaulttimeout() in this check() call:
+    [(before, after), ...]; each was undone at once."""
+    return []
+
+
+def _probe(fn, *args, **kwargs):
+    """run_answer(fn, ...), noting (and undoing) a change to the default socket timeout."""
+    before = socket.getdefaulttimeout()
+    try:
+        return run_answer(fn, *args, **kwargs)
+    finally:
+        after = socket.getdefaulttimeout()
+        if after != before:
+            _default_changes(fn).append((before, after))
+            socket.setdefaulttimeout(before)
+
+
+@observation
 def _on_a_listening_port(fn):
     """port_is_open on a listening port: (outcome, unclosed, connected, closed after)."""
     connected, closed = threading.Event(), threading.Event()
@@ -308,7 +327,7 @@ def _on_a_listening_port(fn):
 
     with serving("check-01.3", handler) as server, \
             resource_warnings("unclosed <socket.socket") as unclosed:
-        outcome = run_answer(fn, "127.0.0.1", server.port, 1.0, limit=TIMEOUT,
+        outcome = _probe(fn, "127.0.0.1", server.port, 1.0, limit=TIMEOUT,
                              what="port_is_open('127.0.0.1', port, 1.0) on a listening port")
         reached = connected.wait(TIMEOUT) if outcome.kind == "returned" else connected.is_set()
         return outcome, unclosed, reached, reached and closed.wait(TIMEOUT)
@@ -321,7 +340,7 @@ def _on_a_dead_port(fn):
     says so)."""
     with dead_port() as port, resource_warnings("unclosed <socket.socket") as unclosed:
         try:
-            outcome = run_answer(fn, "127.0.0.1", port, REFUSED_TIMEOUT, limit=TIMEOUT,
+            outcome = _probe(fn, "127.0.0.1", port, REFUSED_TIMEOUT, limit=TIMEOUT,
                                  what=f"port_is_open('127.0.0.1', port, {REFUSED_TIMEOUT:g})"
                                       " where nothing listens")
         except CheckFailed as exc:
@@ -351,15 +370,20 @@ def _false_when_refused(fn):
             f"nothing listens on 127.0.0.1:port; port_is_open {outcome}, expected False")
 
 
+def _require_written(*outcomes) -> None:
+    """Fail as the stub does if one of these outcomes (None: still running) is the stub's."""
+    for o in outcomes:
+        if o is not None and o.is_error(NotImplementedError):
+            raise CheckFailed(f"port_is_open {o}") from o.error
+
+
 @probe.check("closes-socket", "closes its socket, whatever happened",
              hint="A `with` block closes a socket on every way out of it, an exception"
                   " included; a socket left to the garbage collector stays open until then.")
 def _closes_socket(fn):
     outcome, unclosed, reached, closed = _on_a_listening_port(fn)
     refused, unclosed_refused, _ = _on_a_dead_port(fn)  # None: false-when-refused says why
-    for o in (outcome, refused):
-        if o is not None and o.is_error(NotImplementedError):  # still the stub
-            raise CheckFailed(f"port_is_open {o}") from o.error
+    _require_written(outcome, refused)
     if reached and outcome.kind == "returned":
         require(closed, f"port_is_open {outcome}, but the server's end of the connection was"
                         f" still open {TIMEOUT:g} s later: the socket was never closed")
@@ -382,7 +406,7 @@ def _false_within_timeout(fn):
         port = listener.getsockname()[1]
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
             started = time.monotonic()
-            outcome = run_answer(
+            outcome = _probe(
                 fn, "127.0.0.1", port, 0.3, limit=0.3 + TIMEOUT, release=listener.close,
                 what="port_is_open('127.0.0.1', port, 0.3) on a port that never answers")
             elapsed = time.monotonic() - started
@@ -390,3 +414,17 @@ def _false_within_timeout(fn):
     require(outcome.kind == "returned" and outcome.value is False,
             f"{what}: port_is_open {outcome}, expected False")
     require(elapsed < 0.8, f"{what}: port_is_open returned False only after {elapsed:.1f} s")
+
+
+@probe.check("own-timeout", "gives the timeout to its own socket, no other",
+             hint="A timeout can be set on one socket, or for every socket the program makes"
+                  " from then on, in any library: only the first is this function's to set.")
+def _own_timeout(fn):
+    _require_written(_on_a_listening_port(fn)[0], _on_a_dead_port(fn)[0])
+    changes = _default_changes(fn)
+    if changes:
+        before, after = changes[0]
+        fail(f"port_is_open changed the default timeout of every new socket from {before!r}"
+             f" to {after!r} (socket.setdefaulttimeout): from then on every socket this"
+             " kernel makes, in any library, would give up after that time (the checker put"
+             " it back)")

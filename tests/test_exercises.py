@@ -148,6 +148,23 @@ def test_a_check_that_runs_out_of_time_stops_the_readers_code_even_if_it_spins()
     assert stopped.wait(2), "the reader's loop still spins after the check gave up"
 
 
+def test_preparations_run_before_the_checks_and_outside_their_time_limits():
+    ex = exercise("99.8", "prepared")
+    ready = threading.Event()
+
+    @ex.prepare
+    def _warm_up():  # the checker's own one-time work: slower than a check may take
+        time.sleep(0.3)
+        ready.set()
+
+    @ex.check("ready", "ready", hint="")
+    def _ready(answer):
+        assert ready.is_set(), "not prepared"
+
+    report = check("99.8", None, timeout=0.1)
+    assert report.passed, repr(report)
+
+
 def test_a_check_key_is_unique():
     ex = exercise("99.3", "keys")
     ex.check("one", "one", hint="")(lambda answer: None)

@@ -98,8 +98,8 @@ def test_one_counter_for_everyone_fails():
     report = check("13.1", Everyone)
     assert report.failed == {"per-peer"}
     assert report.message("per-peer") == (
-        "peers A and B, both on 127.0.0.1, took turns: B's b'b1' got b'3 b1', expected"
-        " b'1 b1'")
+        "peers A and B on 127.0.0.1, and C on 127.0.0.2 with A's port number, took turns:"
+        " B's b'b1' got b'3 b1', expected b'1 b1'")
 
 
 def test_counting_by_host_fails():
@@ -110,6 +110,30 @@ def test_counting_by_host_fails():
             self.transport.write(b"%d " % self.counts[host] + datagram, addr)
 
     assert check("13.1", ByHost).failed == {"per-peer"}
+
+
+def _has_127_0_0_2():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.2", 0))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.skipif(not _has_127_0_0_2(), reason="needs 127.0.0.2 (Linux has all of 127/8)")
+def test_counting_by_port_fails():
+    class ByPort(PeerCounter):
+        def datagramReceived(self, datagram, addr):
+            port = addr[1]  # wrong: two hosts can use the same port number
+            self.counts[port] = self.counts.get(port, 0) + 1
+            self.transport.write(b"%d " % self.counts[port] + datagram, addr)
+
+    report = check("13.1", ByPort)
+    assert report.failed == {"per-peer"}
+    assert report.message("per-peer") == (
+        "peers A and B on 127.0.0.1, and C on 127.0.0.2 with A's port number, took turns:"
+        " C's b'c1' got b'12 c1', expected b'1 c1'")
 
 
 def test_counts_in_the_class_fail():

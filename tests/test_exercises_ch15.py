@@ -165,6 +165,43 @@ def test_not_a_test_case_class_is_told_so():
         " 'helpers.notebook_code.adder.Adder'>")
 
 
+def test_a_trial_test_case_is_refused_without_running_it():
+    """trial's asynchronous TestCase runs the reactor, which in a kernel is already running:
+    its janitor would cancel every timer of the kernel's reactor (section 8)."""
+    from twisted.trial.unittest import TestCase
+
+    ran = []
+
+    def test_adds(self):
+        ran.append(self)
+
+    report = check("15.1", type("AdderTests", (TestCase,), {"protocol_class": Adder,
+                                                           "test_adds": test_adds}))
+    assert report.failed == {"passes"} | ADDER_CATCHES
+    assert ran == []
+    assert report.message("passes") == (
+        "AdderTests is a trial TestCase, which runs the reactor itself: in this kernel, where"
+        " the reactor already runs, that would break it (section 8), so it was not run; make it"
+        " a SynchronousTestCase")
+
+
+def test_a_test_that_feeds_an_adder_of_its_own_is_named():
+    def test_a_request_cut_in_two(self):
+        adder = Adder()  # setUp made self.adder; this test makes its own, of the wrong class
+        adder.makeConnection(StringTransport())
+        adder.dataReceived(b"2 ")
+        adder.dataReceived(b"3\n")
+        self.assertEqual(adder.transport.value(), b"5\n")
+
+    tests = {k: v for k, v in vars(solution.AdderTests).items() if k.startswith("test_")}
+    report = check("15.1", adder_tests(**{**tests,
+                                          "test_a_request_cut_in_two": test_a_request_cut_in_two}))
+    assert report.failed == {"catches-split"}
+    assert report.message("catches-split").endswith(
+        "none of them noticed (test_a_request_cut_in_two never fed bytes to a protocol made with"
+        " self.protocol_class(), so it could not test this one)")
+
+
 # -- 15.2 -------------------------------------------------------------------
 
 
@@ -261,6 +298,28 @@ def test_idle_made_directly_instead_of_protocol_class_fails_everything():
         "your tests never made an Idle with self.protocol_class(clock)")
 
 
+def test_idle_tests_that_sleep_on_a_clock_waste_real_time(monkeypatch):
+    monkeypatch.setattr(ch15, "CLOCK_SECONDS", 0.1)
+
+    def test_each_input_restarts_the_full_timeout(self):
+        for _ in range(3):
+            self.clock.advance(6)
+            time.sleep(0.05)  # "to let the timer see it": a task.Clock never needs this
+            self.idle.dataReceived(b"x")
+        self.clock.advance(9.9)
+        self.assertFalse(self.idle.transport.disconnecting)
+        self.clock.advance(0.1)
+        self.assertTrue(self.idle.transport.disconnecting)
+
+    tests = dict(SOLUTION_IDLE_TESTS, test_each_input_restarts_the_full_timeout=(
+        test_each_input_restarts_the_full_timeout))
+    report = check("15.2", idle_tests(**tests))
+    assert report.failed == {"on-a-clock"}
+    assert re.fullmatch(r"your 3 test\(s\) took \d\.\d s against the correct Idle: they waited"
+                        r" real time, which a test on a task\.Clock never needs \(its time moves"
+                        r" only when the test advances it\)", report.message("on-a-clock"))
+
+
 # -- 15.3 -------------------------------------------------------------------
 
 SAME = settings(derandomize=True, database=None, deadline=None, max_examples=200)
@@ -355,6 +414,36 @@ def test_a_property_with_few_examples_is_run_with_enough():
     assert check("15.3", prop).passed
 
 
+def test_a_property_that_tests_the_chapters_decoder_instead_of_its_argument_is_told_so():
+    def prop(Decoder):  # an example, quick to run; the same mistake in a @given test
+        cut = "é\nab\nc\n".encode()
+        got, error = framing.decode_all(framing.LineDecoder(), [cut[:1], cut[1:5], cut[5:]])
+        assert got == ["é", "ab", "c"], got
+
+    report = check("15.3", prop)
+    assert report.failed == {"holds"} | PROPERTY_CATCHES
+    assert report.message("holds") == (
+        "your property held for framing.LineDecoder, but never made a decoder from the Decoder"
+        " it was given, so it tested another class")
+    assert report.message("catches-cut-line") == (
+        "your property held for a decoder that loses the start of a line cut across two chunks:"
+        " it never made a decoder from the Decoder it was given, so it tested another class")
+
+
+def test_a_property_that_returns_false_instead_of_failing_is_told_so():
+    def prop(Decoder):
+        cut = "é\nab\nc\n".encode()
+        got, error = framing.decode_all(Decoder(), [cut[:1], cut[1:5], cut[5:]])
+        return got == ["é", "ab", "c"]  # False for a wrong decoder, and nothing fails
+
+    report = check("15.3", prop)
+    assert report.failed == PROPERTY_CATCHES  # True for lines-before-error: no bad line
+    assert report.message("catches-cut-line") == (
+        "your property returned False for a decoder that loses the start of a line cut across"
+        " two chunks: a test fails by raising (a failed assert does), and what it returns is"
+        " ignored")
+
+
 # -- 15.4 -------------------------------------------------------------------
 
 
@@ -383,8 +472,10 @@ def test_a_close_at_the_end_is_skipped_when_an_assertion_fails(short_linger):
     report = check("15.4", adder_over_tcp)
     assert report.failed == {"closed-failing"}
     assert report.message("closed-failing") == (
-        "your test failed (raised TimeoutError: timed out), and 0.2 s later its connection to"
-        " the server was still open: the failure skipped its close()")
+        "your test failed against an Adder server that says bye to quit but never closes"
+        " (raised TimeoutError: timed out), and 0.2 s later its connection to the server was"
+        " still open: when it failed, its socket was not closed (a close() after a failed assert"
+        " never runs; a file from makefile() keeps the socket open until it is closed too)")
 
 
 def test_a_socket_never_closed_is_found_passing_and_failing(short_linger):
@@ -412,11 +503,9 @@ def test_a_test_that_does_not_wait_for_the_close_misses_the_open_server():
             assert read_line(sock) == b"bye\n"
 
     report = check("15.4", adder_over_tcp)
-    assert report.failed == {"catches-open", "closed-failing"}
+    assert report.failed == {"catches-open"}  # closed-failing: checked against the silent one
     assert report.message("catches-open") == (
         "your test passed against an Adder server that says bye to quit but never closes")
-    assert report.message("closed-failing") == (
-        "your test did not fail against the server that stays open, so this was not checked")
 
 
 def test_a_socket_without_a_timeout_hangs_and_is_cut_off(quick, short_linger):
@@ -432,6 +521,9 @@ def test_a_socket_without_a_timeout_hangs_and_is_cut_off(quick, short_linger):
     assert report.failed == {"catches-open", "catches-silent", "closed-failing"}
     assert report.message("catches-silent") == (
         "your test, against a server that never answers, was still running after 0.5 s")
+    assert report.message("closed-failing") == (
+        "your test never failed within 0.5 s, against the server that stays open or the one"
+        " that never answers, so this was not checked")
 
 
 def test_a_test_that_reads_one_recv_for_two_answers_fails_against_the_right_server():
@@ -445,6 +537,70 @@ def test_a_test_that_reads_one_recv_for_two_answers_fails_against_the_right_serv
     assert "passes" in report.failed
     assert report.message("passes").startswith("against a correct Adder server, your test"
                                                " raised AssertionError")
+
+
+def test_one_recv_per_answer_fails_when_an_answer_comes_in_pieces():
+    def adder_over_tcp(address):
+        with socket.create_connection(address, timeout=0.2) as sock:
+            sock.sendall(b"2 3\n")
+            assert sock.recv(1024) == b"5\n"  # what one recv returns: maybe b"5" only
+            sock.sendall(b"quit\n")
+            assert sock.recv(1024) == b"bye\n"
+            assert sock.recv(1024) == b""
+
+    report = check("15.4", adder_over_tcp)
+    assert report.failed == {"pieces"}
+    assert report.message("pieces").startswith(  # pytest's assert rewriting says more
+        "against a correct Adder server that sends each answer in two pieces, 50 ms apart"
+        " (b'5', then b'\\n'), as TCP may deliver it, your test raised AssertionError")
+
+
+def test_both_answers_in_one_recv_fail_when_they_come_in_pieces():
+    def adder_over_tcp(address):
+        with socket.create_connection(address, timeout=0.2) as sock:
+            sock.sendall(b"2 3\nquit\n")
+            assert sock.recv(1024) == b"5\nbye\n"
+            assert sock.recv(1024) == b""
+
+    report = check("15.4", adder_over_tcp)
+    assert report.failed == {"pieces"}
+    assert report.message("pieces").startswith(
+        "against a correct Adder server that sends each answer in two pieces")
+
+
+def test_a_close_only_around_the_quit_leaves_the_socket_open_against_a_silent_server(
+        short_linger):
+    def adder_over_tcp(address):
+        sock = socket.create_connection(address, timeout=0.2)
+        sock.sendall(b"2 3\n")
+        assert read_line(sock) == b"5\n"  # against the silent server, it fails here
+        try:
+            sock.sendall(b"quit\n")
+            assert read_line(sock) == b"bye\n"
+            assert sock.recv(1) == b""
+        finally:
+            sock.close()
+
+    report = check("15.4", adder_over_tcp)
+    assert report.failed == {"closed-failing"}
+    assert report.message("closed-failing").startswith(
+        "your test failed against a server that never answers (raised TimeoutError: timed"
+        " out), and 0.2 s later its connection to the server was still open")
+
+
+def test_a_file_from_makefile_keeps_the_socket_open_when_the_test_fails(short_linger):
+    def adder_over_tcp(address):
+        with socket.create_connection(address, timeout=0.2) as sock:
+            lines = sock.makefile("rb")  # never closed: the socket stays open while it lives
+            sock.sendall(b"2 3\n")
+            assert lines.readline() == b"5\n"
+            sock.sendall(b"quit\n")
+            assert lines.readline() == b"bye\n"
+            assert lines.read(1) == b""
+
+    report = check("15.4", adder_over_tcp)
+    assert report.failed == {"closed-failing"}
+    assert "a file from makefile() keeps the socket open" in report.message("closed-failing")
 
 
 def test_the_checks_write_nothing_into_the_working_folder(tmp_path):

@@ -97,13 +97,19 @@ def _serving(answer, *names):
 
 @contextlib.contextmanager
 def _peers(*names):
-    """A UDP socket on 127.0.0.1 for each peer name: {name: socket}."""
+    """A UDP socket on 127.0.0.1 for each peer name: {name: socket}. And "C", on 127.0.0.2
+    with A's port number, where the system has that loopback address (Linux has all of
+    127/8; macOS only 127.0.0.1): peers that differ by their host only."""
     with contextlib.ExitStack() as stack:
         socks = {}
         for name in names:
             sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
             sock.bind(("127.0.0.1", 0))
             socks[name] = sock
+        twin = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        with contextlib.suppress(OSError):  # no 127.0.0.2 here
+            twin.bind(("127.0.0.2", socks[names[0]].getsockname()[1]))
+            socks["C"] = twin
         yield socks
 
 
@@ -152,6 +158,8 @@ def _script(answer, steps, story, servers=("S",)):
     with _serving(answer, *names) as watched, _peers("A", "B") as peers:
         by_name = dict(zip(servers, watched, strict=True))
         for server, who, datagram, expected in steps:
+            if who not in peers:  # C, where there is no 127.0.0.2
+                continue
             where = f" to {server}" if len(servers) > 1 else ""
             reply = exchange(by_name[server], peers[who], who, datagram, story)
             require(reply == expected, f"{story}{who}'s {show(datagram)}{where} got"
@@ -176,8 +184,9 @@ def _answers_sender(answer):
 def _counts_per_peer(answer):
     steps = [("S", who, text, b"%d %s" % (n, text)) for who, n, text in [
         ("A", 1, b"a1"), ("A", 2, b"a2"), ("B", 1, b"b1"), ("A", 3, b"a3"),
-        *[("A", n, b"a%d" % n) for n in range(4, 12)], ("B", 2, b"b2")]]
-    _script(answer, steps, "peers A and B, both on 127.0.0.1, took turns: ")
+        *[("A", n, b"a%d" % n) for n in range(4, 12)], ("B", 2, b"b2"), ("C", 1, b"c1")]]
+    _script(answer, steps, "peers A and B on 127.0.0.1, and C on 127.0.0.2 with A's port"
+                           " number, took turns: ")
 
 
 @counter.check("bytes-kept", "sends the datagram back byte for byte: empty, spaces, not UTF-8",

@@ -8,19 +8,23 @@ broken ones live here and are never shown.
      `self.protocol_class()`. They must pass against the chapter's `Adder`, and fail against
      an adder that answers only requests that arrive whole in one dataReceived, one that
      answers only the first request of each dataReceived, one that closes after a bad line,
-     and one that says bye to quit without closing.
+     and one that says bye to quit without closing. A trial (asynchronous) TestCase is
+     refused unrun: it would run the kernel's reactor.
 15.2 `IdleTests`: the same for `Idle(clock)` (echo; 10 s without input: "idle timeout",
      close), on a task.Clock and in well under a second; the broken ones never restart the
      timer, postpone it with `DelayedCall.delay` instead of `reset`, start it only at the
-     first input, or leave it scheduled after connectionLost.
+     first input, or leave it scheduled after connectionLost. A run that takes a second
+     waited real time.
 15.3 `same_lines_for_every_split(Decoder)`: a Hypothesis test of a line decoder class; it
      must hold for chapter 02's `LineDecoder` and fail for decoders that lose a line cut
      across chunks, decode each chunk on its own, return only the first line of a chunk, or
      drop the lines before a bad line. The checker runs it with derandomize=True,
-     database=None and at least 200 examples.
+     database=None and at least 200 examples, and counts the decoders it makes from its
+     Decoder argument.
 15.4 `adder_over_tcp(address)`: a loopback test with a plain socket: it must pass against a
-     real Adder server, fail within 2 s against one that stays open after bye and one that
-     never answers, and leave its socket closed when it returns, passing or failing.
+     real Adder server, and against one that sends each answer in two pieces, fail within
+     2 s against one that stays open after bye and one that never answers, and leave its
+     socket closed when it returns, passing or failing (against either).
 
 The correct `Adder` and `Idle` are the chapter's own, loaded from its `# module: adder` and
 `# module: idle` cells; `LineDecoder` is chapter 02's (`# module: framing`).
@@ -28,6 +32,7 @@ The correct `Adder` and `Idle` are the chapter's own, loaded from its `# module:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
@@ -41,14 +46,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import exercise, fail, observation, require, run_answer, show
-from .framework import describe_error, note_raised
+from .framework import CheckFailed, describe_error, note_raised
 
 NOTEBOOKS = Path(__file__).parent.parent.parent / "notebooks"
 TESTS_LIMIT = 2.0  # s: a run of the reader's unit tests (15.1, 15.2) takes milliseconds
+CLOCK_SECONDS = 1.0  # s: 15.2, "well under a second": a slower run waits real time
 MIN_EXAMPLES = 200  # 15.3: the least number of examples a property is run with
 PROPERTY_LIMIT = 4.0  # s: 15.3, one run of the property (a check may take 5 s in all)
 TCP_LIMIT = 2.0  # s: 15.4, a loopback test against a server that misbehaves
 LINGER = 1.0  # s: 15.4, how long the server may take to see a closed socket close
+PIECE_GAP = 0.05  # s: 15.4, between the pieces of an answer sent in two
 
 
 @functools.cache
@@ -108,6 +115,8 @@ class _Run:
     ran: list[str]
     problems: dict[str, BaseException]
     made: list[tuple] = field(default_factory=list)  # the arguments of each protocol made
+    users: set[str] = field(default_factory=set)  # the tests that used one (see _run_tests)
+    seconds: float = 0.0  # how long the whole run took
 
     @property
     def passed(self) -> bool:
@@ -123,30 +132,55 @@ class _Run:
         return f"{len(self.problems)} of {len(self.ran)} tests failed ({'; '.join(parts)})"
 
 
-def _counting(impl, made):
-    """A subclass of `impl` that records the arguments each instance is made with."""
+def _counting(impl, made, running=(), use="__init__"):
+    """A subclass of `impl` that records the arguments each instance is made with, and in
+    its `_users` the tests that called its method `use` (the last name in `running`, the
+    tests started so far; with `use="__init__"`, the tests that made one)."""
 
     def __init__(self, *args, **kwargs):
         made.append((*args, *kwargs.values()))
+        if use == "__init__":
+            users.add(running[-1] if running else None)
         impl.__init__(self, *args, **kwargs)
 
-    return type(impl.__name__, (impl,), {"__init__": __init__, "__module__": impl.__module__})
+    def used(self, *args, **kwargs):
+        users.add(running[-1] if running else None)
+        return getattr(impl, use)(self, *args, **kwargs)
+
+    users: set = set()
+    methods = {"__init__": __init__, "__module__": impl.__module__,
+               "__qualname__": impl.__qualname__}
+    if use != "__init__":
+        methods[use] = used
+    counted = type(impl.__name__, (impl,), methods)
+    counted._users = users
+    return counted
 
 
 def _test_case(answer):
+    from twisted.trial.unittest import TestCase
+
     require(isinstance(answer, type) and issubclass(answer, unittest.TestCase),
             f"expected a TestCase class (such as a SynchronousTestCase), got {show(answer)}")
+    # trial's asynchronous TestCase runs the reactor itself, and its janitor then cancels
+    # every timer and removes every socket of the kernel's running reactor: never run it here.
+    require(not issubclass(answer, TestCase),
+            f"{answer.__name__} is a trial TestCase, which runs the reactor itself: in this"
+            " kernel, where the reactor already runs, that would break it (section 8), so it"
+            " was not run; make it a SynchronousTestCase")
     return answer
 
 
-def _run_tests(answer, impl, what) -> _Run:
-    """Run every test of `answer` with protocol_class = impl, in a thread, with a limit."""
+def _run_tests(answer, impl, what, use="__init__") -> _Run:
+    """Run every test of `answer` with protocol_class = impl, in a thread, with a limit;
+    the run's `users` are the tests that called the protocol's method `use`."""
     made: list[tuple] = []
+    result = _Result()  # only methods named test*: no fallback to runTest
+    counted = _counting(impl, made, result.ran, use)
     case = type(answer.__name__, (_test_case(answer),), {
-        "protocol_class": _counting(impl, made), "__module__": answer.__module__})
+        "protocol_class": counted, "__module__": answer.__module__})
 
     def run():
-        result = _Result()  # only methods named test*: no fallback to runTest
         names = unittest.defaultTestLoader.getTestCaseNames(case)
         unittest.TestSuite(case(name) for name in names).run(result)
         return result
@@ -159,7 +193,7 @@ def _run_tests(answer, impl, what) -> _Run:
     if stubs and len(stubs) == len(result.ran):  # nothing written yet
         note_raised(stubs[0])
         raise stubs[0]
-    return _Run(result.ran, result.problems, made)
+    return _Run(result.ran, result.problems, made, counted._users - {None}, outcome.seconds)
 
 
 def _passes_against(run: _Run, what: str, hint_made: str):
@@ -170,9 +204,13 @@ def _passes_against(run: _Run, what: str, hint_made: str):
             f" {hint_made}, so they tested something else")
 
 
-def _catches(run: _Run, what: str):
+def _catches(run: _Run, what: str, used: str):
+    """`used`: what the tests in run.users did that the others did not."""
+    idle = [name for name in run.ran if name not in run.users]
+    note = (f" ({', '.join(idle)} never {used}, so {'they' if len(idle) > 1 else 'it'} could"
+            " not test this one)") if idle else ""
     require(not run.passed, f"your {len(run.ran)} test(s) all passed against {what}:"
-            " none of them noticed")
+            f" none of them noticed{note}")
 
 
 # -- 15.1 -----------------------------------------------------------------------------------
@@ -230,9 +268,9 @@ def _broken_adders():
 @observation
 def _adder_run(answer, key):
     if key == "good":
-        return _run_tests(answer, _adder(), "the correct Adder")
+        return _run_tests(answer, _adder(), "the correct Adder", "dataReceived")
     impl, what = _broken_adders()[key]
-    return _run_tests(answer, impl, what)
+    return _run_tests(answer, impl, what, "dataReceived")
 
 
 @adder_tests.check("passes", "your tests pass against the correct Adder",
@@ -246,7 +284,8 @@ def _adder_passes(answer):
 def _adder_catch(key, title, hint):
     @adder_tests.check(f"catches-{key}", title, hint=hint)
     def _catch(answer):
-        _catches(_adder_run(answer, key), _broken_adders()[key][1])
+        _catches(_adder_run(answer, key), _broken_adders()[key][1],
+                 "fed bytes to a protocol made with self.protocol_class()")
 
     return _catch
 
@@ -329,9 +368,10 @@ def _idle_passes(answer):
     _passes_against(_idle_run(answer, "good"), "the correct Idle", "self.protocol_class(clock)")
 
 
-@idle_tests.check("on-a-clock", "your tests give Idle a task.Clock, not the real reactor",
+@idle_tests.check("on-a-clock", "your tests give Idle a task.Clock, not the real reactor,"
+                  " and wait no real time",
                   hint="A test must not wait for real time: give the protocol a task.Clock and"
-                       " advance it.")
+                       " advance it; nothing else needs to wait.")
 def _idle_on_a_clock(answer):
     from twisted.internet import task
 
@@ -342,12 +382,19 @@ def _idle_on_a_clock(answer):
     if wrong:
         fail(f"your tests made an Idle with {show(wrong[0])} ({type(wrong[0]).__name__}),"
              " not a task.Clock: on the real reactor, a test waits real seconds")
+    if run.seconds >= CLOCK_SECONDS:  # once more, in case the machine was just busy
+        run = _run_tests(answer, _idle(), "the correct Idle")
+    require(run.seconds < CLOCK_SECONDS,
+            f"your {len(run.ran)} test(s) took {run.seconds:.1f} s against the correct Idle:"
+            " they waited real time, which a test on a task.Clock never needs (its time moves"
+            " only when the test advances it)")
 
 
 def _idle_catch(key, title, hint):
     @idle_tests.check(f"catches-{key}", title, hint=hint)
     def _catch(answer):
-        _catches(_idle_run(answer, key), _broken_idles()[key][1])
+        _catches(_idle_run(answer, key), _broken_idles()[key][1],
+                 "made a protocol with self.protocol_class(clock)")
 
     return _catch
 
@@ -422,6 +469,19 @@ def _forced_settings(answer, *, shrink):
                     max_examples=max(current.max_examples, MIN_EXAMPLES))
 
 
+@line_property.prepare
+@functools.cache
+def _warm_up_hypothesis():
+    """Build, once per kernel, the tables of characters that `st.characters(codec="utf-8")`
+    and `st.text()` draw from: about a second of work, more on a busy machine, that would
+    otherwise count against the first run of the reader's property."""
+    from hypothesis import strategies as st
+
+    with _hypothesis_home_outside_the_working_folder():
+        for strategy in (st.characters(codec="utf-8"), st.text()):
+            strategy.validate()
+
+
 @contextlib.contextmanager
 def _hypothesis_home_outside_the_working_folder():
     """Hypothesis caches what it learns in `.hypothesis/` of the working folder (even with
@@ -443,17 +503,26 @@ def _hypothesis_home_outside_the_working_folder():
             configuration.set_hypothesis_home_dir(kept)
 
 
-def _run_property(answer, Decoder, shrink):
+@dataclass
+class _PropertyRun:
+    outcome: object
+    made: int  # decoders made from the Decoder the property was given
+
+
+def _run_property(answer, Decoder, shrink) -> _PropertyRun:
     require(callable(answer), f"expected a function (a Hypothesis test), got {show(answer)}")
+    made: list[tuple] = []
+    counted = _counting(Decoder, made)
     kept = getattr(answer, "_hypothesis_internal_use_settings", None)
     if hasattr(answer, "hypothesis"):  # a @given test: run it the same way every time
         answer._hypothesis_internal_use_settings = _forced_settings(answer, shrink=shrink)
     try:
         with _hypothesis_home_outside_the_working_folder():
-            return run_answer(answer, Decoder, limit=PROPERTY_LIMIT, what="your property")
+            outcome = run_answer(answer, counted, limit=PROPERTY_LIMIT, what="your property")
     finally:
         if hasattr(answer, "hypothesis"):
             answer._hypothesis_internal_use_settings = kept
+    return _PropertyRun(outcome, len(made))
 
 
 def _failure(outcome) -> str:
@@ -466,15 +535,26 @@ def _failure(outcome) -> str:
 
 
 @observation
-def _property_run(answer, key):
+def _property_run(answer, key) -> _PropertyRun:
     framing = _framing(answer)
     if key == "good":
-        outcome = _run_property(answer, framing.LineDecoder, shrink=True)
+        run = _run_property(answer, framing.LineDecoder, shrink=True)
     else:
-        outcome = _run_property(answer, _broken_decoders(framing)[key][0], shrink=False)
-    if outcome.is_error(NotImplementedError):
-        raise outcome.error
-    return outcome
+        run = _run_property(answer, _broken_decoders(framing)[key][0], shrink=False)
+    if run.outcome.is_error(NotImplementedError):
+        raise run.outcome.error
+    return run
+
+
+def _require_a_failure(run: _PropertyRun, what: str):
+    """The property must have failed for `what`; if not, say why it could not."""
+    if run.outcome.ok and not run.made:
+        fail(f"your property held for {what}: it never made a decoder from the Decoder it was"
+             " given, so it tested another class")
+    if run.outcome.ok and run.outcome.value is not None:
+        fail(f"your property returned {show(run.outcome.value)} for {what}: a test fails by"
+             " raising (a failed assert does), and what it returns is ignored")
+    require(not run.outcome.ok, f"your property held for {what}")
 
 
 @line_property.check("holds", "it holds for chapter 02's LineDecoder",
@@ -483,17 +563,17 @@ def _property_run(answer, key):
                           " the chunks to a new decoder, and compare what comes out with the"
                           " lines you made.")
 def _holds(answer):
-    outcome = _property_run(answer, "good")
-    require(outcome.ok, f"for framing.LineDecoder, which is right, your property failed:"
-            f" {_failure(outcome)}")
+    run = _property_run(answer, "good")
+    require(run.outcome.ok, f"for framing.LineDecoder, which is right, your property failed:"
+            f" {_failure(run.outcome)}")
+    require(run.made, "your property held for framing.LineDecoder, but never made a decoder"
+            " from the Decoder it was given, so it tested another class")
 
 
 def _property_catch(key, title, hint):
     @line_property.check(f"catches-{key}", title, hint=hint)
     def _catch(answer):
-        outcome = _property_run(answer, key)
-        what = _broken_decoders(_framing(answer))[key][1]
-        require(not outcome.ok, f"your property held for {what}")
+        _require_a_failure(_property_run(answer, key), _broken_decoders(_framing(answer))[key][1])
 
     return _catch
 
@@ -535,11 +615,64 @@ def _adder_servers():
         def dataReceived(self, data):
             pass
 
+    class InPieces(adder):
+        def makeConnection(self, transport):
+            from twisted.internet import reactor
+
+            super().makeConnection(_TwoPieces(transport, reactor))
+
+        def connectionLost(self, reason):
+            self.transport.cancel()
+            super().connectionLost(reason)
+
     return {
         "good": (adder, "a correct Adder server"),
+        "pieces": (InPieces, "a correct Adder server that sends each answer in two pieces,"
+                             f" {PIECE_GAP * 1000:g} ms apart (b'5', then b'\\n'), as TCP may"
+                             " deliver it"),
         "open": (StaysOpen, "an Adder server that says bye to quit but never closes"),
         "silent": (Silent, "a server that never answers"),
     }
+
+
+class _TwoPieces:
+    """A server's transport that sends each write in two pieces, PIECE_GAP apart, in order;
+    loseConnection() waits for what is still to be sent."""
+
+    def __init__(self, transport, clock):
+        self._transport, self._clock = transport, clock
+        self._queue: collections.deque = collections.deque()
+        self._call = None
+        self.disconnecting = False
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+    def write(self, data):
+        self._queue.extend([data[:1], data[1:]])
+        self._send()
+
+    def loseConnection(self):
+        self.disconnecting = True
+        self._queue.append(None)
+        self._send()
+
+    def cancel(self):
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+
+    def _send(self):
+        if self._call is not None and self._call.active():
+            return  # the next piece waits for the gap
+        self._call = None
+        while self._queue:
+            piece = self._queue.popleft()
+            if piece is None:
+                self._transport.loseConnection()
+            elif piece:
+                self._transport.write(piece)
+                self._call = self._clock.callLater(PIECE_GAP, self._send)
+                return
 
 
 @dataclass
@@ -587,6 +720,14 @@ def _tcp_passes(answer):
     require(run.outcome.ok, f"against a correct Adder server, your test {run.outcome}")
 
 
+@loopback.check("pieces", "it passes when the server's answers arrive in pieces",
+                hint="TCP may deliver a line in several pieces, a few milliseconds apart: keep"
+                     " reading until the line is complete, for each answer.")
+def _tcp_pieces(answer):
+    run = _tcp_run(answer, "pieces")
+    require(run.outcome.ok, f"against {_adder_servers()['pieces'][1]}, your test {run.outcome}")
+
+
 @loopback.check("catches-open", "it fails, within 2 s, when the server stays open after bye",
                 hint="After bye, the server closes the connection: read on, with a timeout on"
                      " the socket, and expect the end of the stream.")
@@ -614,11 +755,23 @@ def _tcp_closed_passing(answer):
 
 
 @loopback.check("closed-failing", "its socket is closed when it fails",
-                hint="When an assertion fails, the lines after it do not run: close the socket"
-                     " with a `with` block (or try/finally), not with a close() at the end.")
+                hint="When an assertion fails, the lines after it do not run: close the socket,"
+                     " and whatever you made from it, with a `with` block (or try/finally), not"
+                     " with a close() at the end.")
 def _tcp_closed_failing(answer):
-    run = _tcp_run(answer, "open")
-    require(not run.outcome.ok, "your test did not fail against the server that stays open,"
-            " so this was not checked")
-    require(run.left_open == 0, f"your test failed ({run.outcome}), and {LINGER} s later its"
-            " connection to the server was still open: the failure skipped its close()")
+    checked = False
+    for key in ("open", "silent"):
+        try:
+            run = _tcp_run(answer, key)
+        except CheckFailed:  # still running at the deadline: catches-open or -silent says so
+            continue
+        if run.outcome.ok:
+            continue
+        checked = True
+        require(run.left_open == 0, f"your test failed against {_adder_servers()[key][1]}"
+                f" ({run.outcome}), and {LINGER:g} s later its connection to the server was"
+                " still open: when it failed, its socket was not closed (a close() after a"
+                " failed assert never runs; a file from makefile() keeps the socket open until"
+                " it is closed too)")
+    require(checked, f"your test never failed within {TCP_LIMIT:g} s, against the server that"
+            " stays open or the one that never answers, so this was not checked")

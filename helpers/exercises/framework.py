@@ -174,6 +174,13 @@ class Exercise:
     def __init__(self, exercise_id: str, title: str):
         self.id, self.title = exercise_id, title
         self.checks: list[Check] = []
+        self.preparations: list = []  # callables run before the checks, with no time limit
+
+    def prepare(self, fn):
+        """Decorator: run fn() before this exercise's checks, outside their time limits
+        (one-time work of the checker's own, which the reader's code must not pay for)."""
+        self.preparations.append(fn)
+        return fn
 
     def check(self, key: str, title: str, *, hint: str):
         """Decorator: register the function as this exercise's next check."""
@@ -327,6 +334,8 @@ def check(exercise_id: str, answer, *, timeout: float = CHECK_TIMEOUT) -> Report
     """Run every check of an exercise against `answer`; return the report."""
     global _cache
     ex = get(exercise_id)
+    for prepare in ex.preparations:
+        prepare()
     _cache = {}
     try:
         results = [_run_one(c, answer, timeout) for c in ex.checks]

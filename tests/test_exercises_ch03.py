@@ -264,10 +264,53 @@ def test_reading_until_the_server_closes_fails(monkeypatch):
         return b"".join(iter(lambda: sock.recv(65536), b""))[4:]
 
     report = check("03.2", retrying(lambda a, s: once(a, s, until_closed)))
-    assert report.failed == {"in-pieces", "reset", "truncated", "silent", "refused"}
+    assert report.failed == {"in-pieces", "reset", "truncated", "silent", "refused", "closes"}
     assert report.message("in-pieces").endswith(
         "the server kept the connection open for another request, as section 3's server"
         " does: fetch(address, 3000, 5, sleep) was still running after 0.3 s")
+
+
+KEPT = []
+
+
+def never_closes(address, size):
+    sock = socket.create_connection(address, timeout=0.2)
+    KEPT.append(sock)  # kept, never closed: the server waits on it for another request
+    sock.sendall(b"GET %d\n" % size)
+    (length,) = FRAME.unpack(recv_exactly(sock, FRAME.size))
+    return recv_exactly(sock, length)
+
+
+def closes_only_a_success(address, size):
+    sock = socket.create_connection(address, timeout=0.2)
+    sock.sendall(b"GET %d\n" % size)
+    (length,) = FRAME.unpack(recv_exactly(sock, FRAME.size))  # a failure leaves sock open
+    body = recv_exactly(sock, length)
+    sock.close()
+    return body
+
+
+def test_a_fetch_that_never_closes_its_connection_fails(monkeypatch):
+    from helpers.exercises import ch03
+
+    monkeypatch.setattr(ch03, "LINGER", 0.3)
+    report = check("03.2", retrying(never_closes))
+    while KEPT:
+        KEPT.pop().close()
+    assert report.failed == {"closes"}
+    assert report.message("closes") == (
+        "the server replied in full, and kept the connection open for another request: fetch"
+        " returned the body, and 0.3 s later the server still had its connection open: the"
+        " socket was never closed")
+
+
+def test_a_fetch_that_closes_only_a_successful_connection_fails():
+    report = check("03.2", retrying(closes_only_a_success))
+    assert report.failed == {"closes"}
+    assert re.fullmatch(
+        r"the first connection was reset after 1000 bytes of the reply: fetch returned the"
+        r" body, and left a socket for the garbage collector to close \(unclosed"
+        r" <socket.socket .*\)", report.message("closes"))
 
 
 def test_taking_a_fin_for_the_end_of_the_reply_fails():

@@ -25,12 +25,13 @@ import time
 from ..proxy import serve_proxy
 from ..servers import serve_socket
 from . import CheckFailed, exercise, fail, observation, require, run_answer, show
-from .answers import Interrupted
+from .answers import Interrupted, resource_warnings
 from .paced import CountingSocket, KeptReadingAfterEOF
 from .wire import Client, dead_port, serving, why
 
 TIMEOUT = 1.0  # how long a check waits for the reader's code where nothing should be slow
 SILENT_LIMIT = 2.6  # 03.2: an attempt may wait 2 s for a silent server, then it must retry
+LINGER = 1.0  # 03.2: how long the server may take to see a returned fetch's connection end
 REPLY_TIMEOUT = 0.5  # 03.3: how long a client waits for a reply line
 FRAME = struct.Struct("!I")
 
@@ -185,7 +186,8 @@ class _Bench:
 
     def __init__(self, plan=()):
         self.plan, self.errors = list(plan), []
-        self.connections = 0
+        self.connections = self.ended = 0  # connections made; those whose end the server saw
+        self._changed = threading.Condition()
         self.released = False
         self._lock = threading.Lock()
         self.server = serve_socket("check-03.2-server", self._serve)
@@ -194,6 +196,19 @@ class _Bench:
     def _serve(self, conn):
         with self._lock:
             k, self.connections = self.connections, self.connections + 1
+        try:
+            self._serve_one(conn, k)
+        finally:
+            with self._changed:
+                self.ended += 1
+                self._changed.notify_all()
+
+    def all_ended(self, timeout: float) -> bool:
+        """Wait until the server has seen every connection end (the client's close)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.ended >= self.connections, timeout)
+
+    def _serve_one(self, conn, k):
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.settimeout(TIMEOUT)
         buffer = b""
@@ -262,14 +277,18 @@ class _Sleep:
             self.on_call(len(self.delays))
 
 
-def _fetch(fn, bench, what, attempts=5, *, limit=None, sleep=None, address=None):
+def _fetch(fn, bench, what, attempts=5, *, limit=None, sleep=None, address=None,
+           closed=None):
     """Run fn(address, SIZE, attempts, sleep) against the bench: (Outcome, sleep). `what`
-    says what the bench did, for the failure messages."""
+    says what the bench did, for the failure messages. With a list `closed`, append
+    whether the server saw every connection end within LINGER of fetch's return."""
     sleep, limit = sleep or _Sleep(bench), limit or TIMEOUT
     try:
         outcome = run_answer(fn, address or bench.proxy.address, SIZE, attempts, sleep,
                                 limit=limit, release=bench.release if bench else None,
                                 what=f"fetch(address, {SIZE}, {attempts}, sleep)")
+        if closed is not None:
+            closed.append(bench.all_ended(LINGER))
     except CheckFailed as exc:
         fail(f"{what}: {exc}")
     finally:
@@ -374,6 +393,32 @@ def _refused(fn):
             f"{what}: sleep was called {len(sleep.delays)} times, expected 2")
     require(all(_is_number(d) and 0 <= d <= 0.1 for d in sleep.delays),
             f"{what}: sleep was called with {sleep.delays}, expected delays between 0 and 0.1 s")
+
+
+@download.check("closes", "closes every connection it opens, the failed ones too",
+                hint="The server keeps a connection open for another request, so only your"
+                     " side can end it: on every way out of an attempt, the one that returns"
+                     " and the ones that fail.")
+def _closes(fn):
+    bench, closed = _Bench(), []
+    what = "the server replied in full, and kept the connection open for another request"
+    outcome, _ = _fetch(fn, bench, what, closed=closed)
+    if outcome.is_error(NotImplementedError):
+        fail(f"fetch {outcome}")
+    require(closed[0], f"{what}: fetch {_said(outcome)}, and {LINGER:g} s later the server still"
+            " had its connection open: the socket was never closed")
+    what = f"the first connection was reset after {CUT_AT} bytes of the reply"
+    with resource_warnings("unclosed <socket.socket") as unclosed:
+        outcome, _ = _fetch(fn, _Bench(["reset"]), what)
+    require(not unclosed, f"{what}: fetch {_said(outcome)}, and left a socket for the garbage"
+            f" collector to close ({unclosed[0] if unclosed else ''})")
+
+
+def _said(outcome) -> str:
+    """What fetch did, in a few words: 'returned the body' rather than 3,000 bytes of it."""
+    if outcome.kind == "returned" and outcome.value == BODY:
+        return "returned the body"
+    return str(outcome)
 
 
 @download.check("gives-up", "gives up after `attempts` attempts with RetriesExhausted",

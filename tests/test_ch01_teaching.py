@@ -16,23 +16,31 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "01_sockets.ipynb"
 
 AUDITED_RUN = r"""
-import json, socket, sys
+import ipaddress, json, socket, sys
 
 exposed = []
-allowed = {"127.0.0.1", "::1", *json.loads(sys.argv[1])}
+groups = set(json.loads(sys.argv[1]))
+
+
+def loopback(host):  # 127.0.0.0/8 and ::1
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # "" (every interface), a name
+        return False
 
 
 def hook(event, args):
     if event == "socket.bind":
         sock, address = args
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in allowed:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not (
+                loopback(address[0]) or address[0] in groups):
             exposed.append(f"bind({address!r})")
     elif event in ("socket.sendto", "socket.connect"):
         sock, address = args
         if sock.family == socket.AF_INET and sock.type == socket.SOCK_DGRAM:
             host = sock.getsockname()[0]
-            to_loopback = event == "socket.connect" and address[0] == "127.0.0.1"
-            if host != "127.0.0.1" and not to_loopback:
+            to_loopback = event == "socket.connect" and loopback(address[0])
+            if not loopback(host) and not to_loopback:
                 exposed.append(f"{event[7:]}({address!r}) from a UDP socket at"
                                f" {sock.getsockname()!r}")
 
@@ -70,12 +78,14 @@ def test_the_audit_sees_what_leaves_loopback(tmp_path):
         "with udp() as s:\n    s.connect(('127.0.0.1', 9))",  # bound to 127.0.0.1: fine
         "with udp() as s:\n    s.bind(('127.0.0.1', 0))\n    s.sendto(b'x', ('127.0.0.1', 9))",
         "with udp() as s:\n    s.bind(('239.255.13.13', 0))",  # a group, allowed or not
+        "with udp() as s:\n    s.bind(('127.0.0.2', 0))",  # loopback too (Linux: all 127/8)
+        "with udp() as s:\n    s.bind(('', 0))",  # every interface
     ]
     notebook = tmp_path / "nb.ipynb"
     notebook.write_text(json.dumps({"cells": [
         {"cell_type": "code", "source": c} for c in cells]}), encoding="utf-8")
     assert exposed_sockets(notebook) == [
         "sendto(('127.0.0.1', 9)) from a UDP socket at ('0.0.0.0', 0)",
-        "bind(('239.255.13.13', 0))"]
+        "bind(('239.255.13.13', 0))", "bind(('', 0))"]
     assert exposed_sockets(notebook, groups=("239.255.13.13",)) == [
-        "sendto(('127.0.0.1', 9)) from a UDP socket at ('0.0.0.0', 0)"]
+        "sendto(('127.0.0.1', 9)) from a UDP socket at ('0.0.0.0', 0)", "bind(('', 0))"]

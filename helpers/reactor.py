@@ -56,7 +56,7 @@ def install_asyncio_reactor(loop=None):
     with _lock:
         installed = sys.modules.get("twisted.internet.reactor")
         if isinstance(installed, asyncioreactor.AsyncioSelectorReactor):
-            loop = installed._asyncioEventloop
+            loop = None  # its own: asked for below, in the reactor thread that runs it
         elif installed is not None:
             how = "started by this kernel" if _started else "installed by an import"
             raise ReactorChoiceError(
@@ -71,7 +71,15 @@ def install_asyncio_reactor(loop=None):
                     " thread must run a loop of its own; pass asyncio.new_event_loop()")
             asyncioreactor.install(loop)
     start()
-    return loop
+    return loop or asyncio_loop()
+
+
+def asyncio_loop():
+    """The asyncio loop that runs the asyncio reactor (it is the running loop of the
+    reactor thread)."""
+    import asyncio
+
+    return call(asyncio.get_running_loop)
 
 
 def is_started() -> bool:

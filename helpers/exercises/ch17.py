@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 
-from ..reactor import installed_reactor
+from ..reactor import asyncio_loop, installed_reactor
 from ..servers import serve
 from . import exercise, fail, require, settle, show
 from .answers import Outcome, require_deferred
@@ -28,9 +28,7 @@ def _reactor_loop():
     if installed_reactor() != "AsyncioSelectorReactor":
         fail(f"this kernel runs Twisted's {installed_reactor() or 'no'} reactor, not the"
              " asyncio one: restart the kernel and run the chapter's first cell first")
-    from twisted.internet import reactor
-
-    return reactor._asyncioEventloop
+    return asyncio_loop()
 
 
 # -- 17.1 -------------------------------------------------------------------

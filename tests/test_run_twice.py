@@ -42,3 +42,29 @@ def test_each_cell_runs_again_after_the_last_cell(report):
 def test_a_cell_that_prints_something_else_the_second_time_fails(report):
     assert "PASSED counter.ipynb::Cell 0\n" in report
     assert "FAILED counter.ipynb::Cell 0, run 2" in report
+
+
+def test_a_kernel_that_dies_at_start_is_started_again_and_leaves_its_stderr(monkeypatch):
+    import io
+
+    import nbval.kernel
+
+    wrapper = nbval.kernel.start_new_kernel  # the root conftest.py's
+    starts = []
+
+    def dies_twice(*args, **kwargs):
+        starts.append(kwargs["stderr"])
+        if len(starts) < 3:
+            kwargs["stderr"].write(b"OSError: [Errno 98] Address already in use\n")
+            kwargs["stderr"].flush()
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return "km", "kc"
+
+    monkeypatch.setitem(wrapper.__globals__, "_start_new_kernel", dies_twice)
+    with pytest.warns(UserWarning) as caught:
+        assert wrapper(stderr=io.BytesIO()) == ("km", "kc")
+    assert [str(w.message) for w in caught] == [
+        f"a kernel died at start (attempt {n} of 3); its stderr ended with:\nOSError: [Errno"
+        " 98] Address already in use\n" for n in (1, 2)]
+    assert len(starts) == 3 and starts[0].closed and not starts[2].closed
+    starts[2].close()

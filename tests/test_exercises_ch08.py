@@ -614,3 +614,24 @@ def test_inline_callbacks_instead_of_async_def_fails():
         "fetch_with_timeout(port, 'héllo, €uro', 1) returned <Deferred at 0x")
     assert report.message("replies").endswith(
         "not a coroutine: the exercise asks for an `async def` function")
+
+
+def test_a_timer_set_while_origins_were_not_recorded_is_not_the_answers():
+    """A timer set by anyone between the check's first look and DelayedCall.debug going on
+    has no creator (None): it once made every check of a run raise TypeError."""
+    from twisted.internet import reactor
+
+    from helpers.reactor import call
+
+    async def answer(port, text, seconds):
+        return text
+
+    def in_the_reactor():
+        before = ch08._timers()
+        stray = reactor.callLater(5, lambda: None)  # DelayedCall.debug is off: no creator
+        try:
+            return ch08._timers_left(before, answer)
+        finally:
+            stray.cancel()
+
+    assert call(in_the_reactor) == ()

@@ -434,7 +434,7 @@ def _timers_left(before, fn):
         return ()
     where = f'File "{code.co_filename}"'
     left = sorted((call for call in _timers() - before
-                   if any(where in line for line in getattr(call, "creator", ()))),
+                   if any(where in line for line in getattr(call, "creator", None) or ())),
                   key=lambda call: call.getTime())
     said = tuple(f"{getattr(call.func, '__qualname__', show(call.func))} in"
                  f" {max(call.getTime() - reactor.seconds(), 0):.1f} s" for call in left)

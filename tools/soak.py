@@ -2,7 +2,7 @@
 
     python tools/soak.py --runs 10            # 10 runs in a row
     python tools/soak.py --runs 10 --load     # the same with one busy process per core
-    python tools/soak.py --logs /tmp/soak     # and keep each failed run's whole output
+    python tools/soak.py --logs /tmp/soak     # and keep each run's whole output
 
 Prints one line per run (pass/fail, wall time) and a summary; exits 1 if any run failed.
 These are the figures the README reports.
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--load", action="store_true", help="keep every core busy")
-    parser.add_argument("--logs", type=Path, help="keep each failed run's whole output here")
+    parser.add_argument("--logs", type=Path, help="keep each run's whole output here")
     parser.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
     args = parser.parse_args(argv)
 
@@ -56,9 +56,10 @@ def main(argv=None) -> int:
                   f"{elapsed:5.1f} s  {summary}", flush=True)
             if result.returncode != 0:
                 print(result.stdout[-3000:], flush=True)
-                if args.logs:
-                    args.logs.mkdir(parents=True, exist_ok=True)
-                    (args.logs / f"run-{i}.log").write_text(result.stdout + result.stderr)
+            if args.logs:  # a passing run's warnings can tell too (a kernel that died)
+                args.logs.mkdir(parents=True, exist_ok=True)
+                ended = "ok" if result.returncode == 0 else "FAIL"
+                (args.logs / f"run-{i}-{ended}.log").write_text(result.stdout + result.stderr)
     finally:
         stop.set()
         for p in burners:

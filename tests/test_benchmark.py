@@ -92,7 +92,8 @@ def test_a_fixed_schedule_counts_queueing_that_a_closed_loop_hides():
                             rate=100)  # twice what the server can do
     finally:
         server.close()
-    assert closed["p99_us"] < 40_000  # each request waits only for its own reply
+    # each request waits only for its own reply (20 ms; a busy machine added 37 ms once)
+    assert closed["p99_us"] < 100_000
     assert fixed["late"] > 5
     assert fixed["p99_us"] > 2 * closed["p99_us"]  # latency measured from when it was due
 

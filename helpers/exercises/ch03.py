@@ -395,6 +395,13 @@ def _refused(fn):
             f"{what}: sleep was called with {sleep.delays}, expected delays between 0 and 0.1 s")
 
 
+def _said(outcome) -> str:
+    """What fetch did, in a few words: 'returned the body' rather than 3,000 bytes of it."""
+    if outcome.kind == "returned" and outcome.value == BODY:
+        return "returned the body"
+    return str(outcome)
+
+
 @download.check("closes", "closes every connection it opens, the failed ones too",
                 hint="The server keeps a connection open for another request, so only your"
                      " side can end it: on every way out of an attempt, the one that returns"
@@ -412,13 +419,6 @@ def _closes(fn):
         outcome, _ = _fetch(fn, _Bench(["reset"]), what)
     require(not unclosed, f"{what}: fetch {_said(outcome)}, and left a socket for the garbage"
             f" collector to close ({unclosed[0] if unclosed else ''})")
-
-
-def _said(outcome) -> str:
-    """What fetch did, in a few words: 'returned the body' rather than 3,000 bytes of it."""
-    if outcome.kind == "returned" and outcome.value == BODY:
-        return "returned the body"
-    return str(outcome)
 
 
 @download.check("gives-up", "gives up after `attempts` attempts with RetriesExhausted",
